@@ -1,0 +1,5 @@
+"""readygate: prove that a service is observable before it ships."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

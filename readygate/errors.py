@@ -1,0 +1,42 @@
+"""The error hierarchy: bad input, could-not-look and did-not-show are different things."""
+
+from __future__ import annotations
+
+
+class ReadygateError(Exception):
+    """Root of every error readygate raises on purpose."""
+
+
+class ConfigError(ReadygateError):
+    """Bad input: a config file, a flag or an argument is wrong (exit code 3).
+
+    ``str()`` is a single line naming the file, line and key where known.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
+                 key: str | None = None) -> None:
+        self.path = path
+        self.line = line
+        self.key = key
+        self.detail = message
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = ""
+        if self.path:
+            where = self.path + (f":{self.line}" if self.line else "")
+        if self.key:
+            where = f"{where} {self.key}" if where else self.key
+        return f"{where}: {self.detail}" if where else self.detail
+
+
+class BackendError(ReadygateError):
+    """readygate could not look: a backend was unreachable, refused us or answered garbage."""
+
+
+class EnvironmentProblem(ReadygateError):
+    """Something this machine lacks (a binary, a package): exit code 3 with what to install."""
+
+
+class StackError(ReadygateError):
+    """A process readygate started did not come up, or died."""

@@ -1,0 +1,86 @@
+"""Pure renderers: a report in, a string out. Only :mod:`reports.writer` touches disk."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from reports.model import CheckResult, Report
+
+_ICON = {"pass": "✅", "fail": "❌", "error": "⚠️", "skipped": "⏭️"}
+_VERDICT = {"ready": "READY", "not_ready": "NOT READY", "inconclusive": "INCONCLUSIVE"}
+
+
+def render_json(report: Report) -> str:
+    """report.json: the documented, versioned schema (see docs/report-schema.json)."""
+    return json.dumps(report.to_dict(), indent=2, sort_keys=False, default=str) + "\n"
+
+
+def _ts(value: float) -> str:
+    return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _latency(c: CheckResult) -> str:
+    return "—" if c.latency_s is None else f"{c.latency_s:.2f}s"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(report: Report) -> str:
+    """report.md: fits a GitHub step summary or a PR comment."""
+    verdict = _VERDICT[report.verdict]
+    lines = [f"## readygate: {report.gate} — **{verdict}**", ""]
+    if report.partial:
+        lines += [f"> ⚠️ Partial report: {report.reason or 'the run was interrupted'}", ""]
+    elif report.reason:
+        lines += [f"> {report.reason}", ""]
+    s = report.to_dict()["summary"]
+    lines += [
+        f"Target **{report.target}** · started {_ts(report.started_at)} · "
+        f"{report.finished_at - report.started_at:.1f}s · "
+        f"{s['pass']} passed, {s['fail']} failed, {s['error']} errors, {s['skipped']} skipped",
+        "",
+        "| | check | phase | severity | latency | deadline | result |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in report.checks:
+        deadline = "—" if c.deadline_s is None else f"{c.deadline_s:g}s"
+        lines.append(f"| {_ICON[c.status]} | {_cell(c.name)} | {c.phase} | {c.severity} | "
+                     f"{_latency(c)} | {deadline} | {_cell(c.message)} |")
+    probes = report.to_dict()["probes"]
+    if probes:
+        lines += ["", "### Probes", "", "| journey | runs | success | p50 | p95 |",
+                  "|---|---|---|---|---|"]
+        for journey, p in probes.items():
+            lines.append(f"| {journey} | {p['runs']} | {p['success_ratio']:.0%} | "
+                         f"{p['p50_s'] * 1000:.0f} ms | {p['p95_s'] * 1000:.0f} ms |")
+    if report.faults:
+        lines += ["", "### Faults", ""]
+        for f in report.faults:
+            end = f.get("ended_at")
+            held = f"{end - f['started_at']:.1f}s" if end else "still active at report time"
+            lines.append(f"- `{f['kind']}` on **{f['service']}** ({f.get('summary', '')}), "
+                         f"held {held}, removed by {f.get('end_reason', '?')}")
+    return "\n".join(lines) + "\n"
+
+
+def render_console(report: Report, out_dir: str | None = None) -> str:
+    """The end-of-run summary for a terminal: verdict, a table of checks, where the report is."""
+    width = max([len(c.name) for c in report.checks] + [5])
+    rows = [f"{'STATUS':<7} {'CHECK':<{width}}  {'LATENCY':>8}  {'DEADLINE':>8}  MESSAGE"]
+    for c in report.checks:
+        deadline = "" if c.deadline_s is None else f"{c.deadline_s:g}s"
+        rows.append(f"{c.status.upper():<7} {c.name:<{width}}  {_latency(c):>8}  {deadline:>8}  "
+                    f"{c.message}")
+    verdict = _VERDICT[report.verdict]
+    tail = f"verdict: {verdict} (exit code {report.exit_code})"
+    if report.partial:
+        tail += f" — partial: {report.reason}"
+    elif report.reason:
+        tail += f" — {report.reason}"
+    out = ["", *rows, "", tail]
+    if out_dir:
+        out.append(f"report: {out_dir}/report.md (also report.json)")
+    return "\n".join(out) + "\n"

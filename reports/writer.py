@@ -1,0 +1,50 @@
+"""The one place that writes report files; every byte passes the secret scrubber first."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from readygate import redact
+from reports.model import Report
+from reports.render import render_json, render_markdown
+
+RENDERERS: dict[str, Callable[[Report], str]] = {
+    "report.json": render_json,
+    "report.md": render_markdown,
+}
+
+
+def write_reports(report: Report, out_dir: str | Path) -> list[Path]:
+    """Render every format and write it atomically into ``out_dir``; return the paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, render in RENDERERS.items():
+        path = out / name
+        _atomic_write(path, redact.scrub(render(report)))
+        written.append(path)
+    return written
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    # a report is never half-written, even when the run is killed while writing it
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_artifact(out_dir: str | Path, name: str, text: str) -> Path:
+    """Write another artifact of a run (a component's log) with secrets scrubbed."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / name
+    _atomic_write(path, redact.scrub(text))
+    return path
