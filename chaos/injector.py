@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 
+from chaos.base import InjectedFault
 from chaos.client import FaultProxyClient
 from readygate.config import Fault
 from readygate.errors import ConfigError
-from scenarios.runner import InjectedFault
 
 
 def fault_spec(fault: Fault) -> dict[str, Any]:

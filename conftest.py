@@ -1,0 +1,53 @@
+"""Pytest wiring shared by readygate's own tests (and, later, the gate suites in gates/).
+
+A session-wide guard fails the run if any process started by the tests outlives them:
+tests must stop every Prometheus, Alertmanager, browser and demo service they start.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """PID -> command line of every live descendant of ``root`` (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    cmdlines: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            state = stat.rsplit(")", 1)[1].split()[0]
+            if state == "Z":
+                continue
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+        cmdlines[int(entry.name)] = cmd.strip()
+    out: dict[int, str] = {}
+    stack = [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            out[child] = cmdlines.get(child, "?")
+            stack.append(child)
+    return out
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the session when a test left a process running."""
+    deadline = time.monotonic() + 5.0  # Chromium children linger 1-2 s after close
+    left = _descendants(os.getpid())
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = _descendants(os.getpid())
+    if left:
+        lines = "\n".join(f"  {pid}: {cmd[:150]}" for pid, cmd in sorted(left.items()))
+        print(f"\nreadygate: processes left running by the tests:\n{lines}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
