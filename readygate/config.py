@@ -48,7 +48,8 @@ class Target(Model):
     """The system under test."""
 
     name: str = "demo"
-    environment: str = Field("staging", description="'production' is refused unless --allow-production")
+    environment: str = Field(
+        "staging", description="'production' is refused unless --allow-production")
     services: dict[str, str] = Field(
         default_factory=dict, description="base URL per service, e.g. {web: https://staging.example.com}")
     fault_proxies: dict[str, str] = Field(
@@ -80,7 +81,8 @@ class Backends(Model):
 
     prometheus: Backend | None = None
     alertmanager: Backend | None = None
-    sink: Backend | None = Field(None, description="readygate's embedded sink (traces, logs, errors, notifications)")
+    sink: Backend | None = Field(
+        None, description="readygate's embedded sink (traces, logs, errors, notifications)")
 
 
 # --- probes -----------------------------------------------------------------------------
@@ -260,7 +262,8 @@ class DemoSettings(Model):
 
     gate: str = "release"
     sabotage: list[str] = Field(default_factory=list)
-    rules_file: str | None = Field(None, description="alert rules to load instead of the demo's own")
+    rules_file: str | None = Field(
+        None, description="alert rules to load instead of the demo's own")
 
 
 class Config(Model):
@@ -323,8 +326,8 @@ def _to_python(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: str) -> A
             key = _Loader(key_node.value).construct_object(key_node) \
                 if not isinstance(key_node, yaml.ScalarNode) else key_node.value
             if not isinstance(key, str):
-                raise ConfigError("keys must be strings", path=path, line=key_node.start_mark.line + 1,
-                                  key=_dotted(loc) or None)
+                raise ConfigError("keys must be strings", path=path,
+                                  line=key_node.start_mark.line + 1, key=_dotted(loc) or None)
             if key in out:
                 raise ConfigError(f"duplicate key {key!r}", path=path,
                                   line=key_node.start_mark.line + 1, key=_dotted((*loc, key)))
@@ -427,7 +430,9 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> Loc:
     out: list[str | int] = []
     node = data
     for part in loc:
-        if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if in_dict or in_list:
             out.append(part)
             node = node[part]
         elif isinstance(node, dict | list):
@@ -445,7 +450,9 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> Loc:
 
 def _format_validation(exc: ValidationError, data: Any, lines: Mapping[Loc, int],
                        path: str) -> ConfigError:
-    err = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    # a misspelt key also makes the real key "missing": the typo is the better explanation
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = _clean_loc(tuple(err["loc"]), data)
     kind = err["type"]
     key = _dotted(loc) or None

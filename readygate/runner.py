@@ -47,7 +47,8 @@ def _token(backend: Backend) -> str | None:
     return backend.token.get_secret_value() if backend.token else None
 
 
-def build_context(config: Config, client: httpx.AsyncClient, poll_interval_s: float) -> CheckContext:
+def build_context(config: Config, client: httpx.AsyncClient,
+                  poll_interval_s: float) -> CheckContext:
     """Backend clients for the configured backends."""
     b = config.backends
     prom = PrometheusClient(b.prometheus.url, client, token=_token(b.prometheus),
@@ -170,12 +171,15 @@ async def run_demo(config: Config, options: RunOptions, *, gate: str | None = No
             report = _empty_report(config, gate, t0, "interrupted while the stack was starting")
             return finish(report, options)
         filled = with_stack(config, urls)
-        info = {"components": {k: v for k, v in urls.__dict__.items()},
-                "start_timings_s": {k: round(v, 3) for k, v in stack.timings.items()}}
+        info: dict[str, Any] = {
+            "components": dict(urls.__dict__),
+            "start_timings_s": {k: round(v, 3) for k, v in stack.timings.items()}}
         report = await run_gate(filled, gate, options, bus=bus, stack_info=info)
     finally:
         interrupt.remove()
         stack.stop()
+        if report is not None:
+            report.stack["pids"] = stack.pids()
         for name, path in stack.log_paths().items():
             if path.exists():
                 write_text_artifact(options.out_dir / "logs", f"{name}.log",

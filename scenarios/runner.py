@@ -13,10 +13,11 @@ import asyncio
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
+from chaos.base import FaultInjector, InjectedFault
 from gates.checks import judge
 from gates.context import Anchors, CheckContext
 from probes.journeys import JourneyContext
@@ -38,28 +39,6 @@ from readygate.events import (
     Timeline,
 )
 from reports.model import CheckResult, Report, verdict_of
-
-
-@dataclass
-class InjectedFault:
-    """A fault that is (or was) active."""
-
-    fault_id: str
-    service: str
-    kind: str
-    summary: str
-    started_at: float
-    expires_at: float
-    ended_at: float | None = None
-    end_reason: str | None = None
-
-
-class FaultInjector(Protocol):
-    """Injects and removes faults; implementations live in :mod:`chaos`."""
-
-    async def inject(self, fault: Fault) -> InjectedFault: ...
-
-    async def remove(self, injected: InjectedFault) -> float: ...
 
 
 @dataclass
@@ -127,17 +106,20 @@ class ScenarioRunner:
             await self._phase("baseline", scenario.baseline)
             if scenario.fault is not None:
                 await self._inject(scenario.fault)
-                try:
-                    await self._phase("fault", scenario.fault_phase)
-                finally:
-                    await self._rollback("rollback")
+                await self._phase("fault", scenario.fault_phase)
+                await self._rollback("rollback")
                 await self._phase("recovery", scenario.recovery)
             else:
                 self._skip_phase("fault", "no fault configured")
                 self._skip_phase("recovery", "no fault configured")
-        finally:
-            # Cancellation (Ctrl-C, SIGTERM) lands here too: the fault goes first.
+        except asyncio.CancelledError:
+            # Ctrl-C / SIGTERM: the fault goes first, shielded from a second signal.
             await asyncio.shield(self._rollback("interrupted"))
+            raise
+        except BaseException:
+            await asyncio.shield(self._rollback("aborted"))
+            raise
+        finally:
             await probes.stop()
         report = self.report()
         self.emit(RunFinished(time.time(), report.verdict))

@@ -1,0 +1,106 @@
+"""`readygate demo` end to end on the real stack: the verdicts are earned, not assumed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import ROOT, assert_all_stopped, demo_argv, run_demo
+
+pytestmark = pytest.mark.slow
+
+CONTRACT_FIELDS = {"name", "signal", "status", "message", "latency_s", "deadline_s", "evidence"}
+
+
+def test_demo_ends_ready_with_measured_latencies_and_stops_everything(tmp_path: Path) -> None:
+    run = run_demo(tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+    report = run.report
+    assert report["verdict"] == "ready" and report["gate"] == "release"
+    assert report["started_at"] < report["finished_at"]
+    signals = {c["signal"] for c in report["checks"]}
+    assert {"alert", "notification", "trace", "logs", "metric", "no_alert"} <= signals
+    for check in report["checks"]:
+        assert set(check) >= CONTRACT_FIELDS, check
+        assert check["status"] == "pass", check
+        if check["signal"] != "no_alert":
+            assert isinstance(check["latency_s"], float) and check["latency_s"] >= 0, check
+            assert check["latency_s"] <= check["deadline_s"]
+    assert (run.out / "report.md").read_text().startswith("## readygate: release — **READY**")
+    assert "verdict: READY (exit code 0)" in run.stdout
+    assert "STATUS" in run.stdout and "LATENCY" in run.stdout
+    fault = report["faults"][0]
+    assert fault["end_reason"] == "rollback" and fault["ended_at"] > fault["started_at"]
+    assert_all_stopped(report["stack"]["pids"])
+
+
+def test_demo_without_the_high_error_rate_rule_is_not_ready_naming_the_alert(
+        tmp_path: Path, fast_config_path: Path) -> None:
+    rules = yaml.safe_load((ROOT / "demo/rules/alerts.yml").read_text())
+    for group in rules["groups"]:
+        group["rules"] = [r for r in group["rules"] if r.get("alert") != "HighErrorRate"]
+    rules_file = tmp_path / "rules.yml"
+    rules_file.write_text(yaml.safe_dump(rules))
+    run = run_demo(tmp_path, "--config", str(fast_config_path), "--rules", str(rules_file))
+    assert run.returncode == 1, run.stdout + run.stderr[-3000:]
+    assert run.report["verdict"] == "not_ready"
+    alert = run.check("alert")
+    assert alert["status"] == "fail"
+    assert "no alerting rule named HighErrorRate is loaded in Prometheus" in alert["message"]
+    assert run.check("notification", "fault")["status"] == "fail"
+    assert_all_stopped(run.report["stack"]["pids"])
+
+
+def test_demo_without_trace_propagation_fails_the_trace_check(
+        tmp_path: Path, fast_config_path: Path) -> None:
+    run = run_demo(tmp_path, "--config", str(fast_config_path), "--sabotage", "no_propagation")
+    assert run.returncode == 1, run.stdout + run.stderr[-3000:]
+    trace = run.check("trace")
+    assert trace["status"] == "fail"
+    assert "from web only; missing storage" in trace["message"]
+    assert run.check("alert")["status"] == "pass"  # only the broken part fails
+
+
+def test_sigint_during_the_fault_rolls_back_and_writes_a_partial_report(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.Popen(demo_argv(out), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "CI": "true"})
+    assert proc.stderr is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + 120
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if "fault injected" in line:
+                break
+            assert time.monotonic() < deadline, "".join(seen)
+        else:
+            pytest.fail("the run ended before the fault: " + "".join(seen))
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 2, "".join(seen)
+    report = DemoReport(out)
+    assert report.data["partial"] is True
+    assert report.data["verdict"] == "inconclusive"
+    assert report.data["reason"] == "interrupted by SIGINT"
+    fault = report.data["faults"][0]
+    assert fault["end_reason"] == "interrupted" and fault["ended_at"] is not None
+    assert any(c["status"] == "skipped" for c in report.data["checks"])
+    assert (out / "report.md").exists()
+    assert_all_stopped(report.data["stack"]["pids"])
+
+
+class DemoReport:
+    def __init__(self, out: Path) -> None:
+        import json
+        self.data = json.loads((out / "report.json").read_text())
