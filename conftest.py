@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# Real demo services (web, storage, sink) on free ports, shared by tests/demo and tests/probes.
+pytest_plugins = ["tests.fixtures.demo_system"]
+
 
 def _descendants(root: int) -> dict[int, str]:
     """PID -> command line of every live descendant of ``root`` (read from /proc)."""

@@ -111,7 +111,8 @@ class ManagedProcess:
                         ok: Callable[[httpx.Response], bool] | None = None) -> None:
         """Poll ``url`` until it answers (and ``ok(response)`` holds), or fail with the log tail."""
         deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=2.0) as client:
+        # trust_env=False: a user's HTTP_PROXY must not swallow polls of our own loopback children
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
             while True:
                 if not self.alive():
                     raise StackError(f"{self.name} exited (code {self.proc and self.proc.poll()})"

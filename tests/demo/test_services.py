@@ -20,7 +20,7 @@ import pytest
 
 from readygate.procs import ManagedProcess
 
-from .conftest import Demo, api_token, eventually, traceparent
+from tests.fixtures.demo_system import Demo, api_token, eventually, traceparent
 
 
 def _url(proc: ManagedProcess) -> str:

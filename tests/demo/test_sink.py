@@ -25,7 +25,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from .conftest import Demo, eventually
+from tests.fixtures.demo_system import Demo, eventually
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
