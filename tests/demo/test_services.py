@@ -19,7 +19,6 @@ import httpx
 import pytest
 
 from readygate.procs import ManagedProcess
-
 from tests.fixtures.demo_system import Demo, api_token, eventually, traceparent
 
 
