@@ -401,6 +401,14 @@ def _resolve_union(tp: Any, data: Any) -> Any:
     return tp
 
 
+def _signal_names() -> set[str]:
+    """Every check's ``signal`` literal (pydantic puts it in error locations as a tag)."""
+    names: set[str] = set()
+    for member in typing.get_args(typing.get_args(Check)[0]):
+        names.update(typing.get_args(member.model_fields["signal"].annotation))
+    return names
+
+
 def _known_keys(loc: Loc, data: Any) -> list[str]:
     """Keys allowed at ``loc`` (the parent mapping of an unknown key)."""
     current: Any = Config
@@ -437,8 +445,7 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> Loc:
             node = node[part]
         elif isinstance(node, dict | list):
             # a union tag or model name pydantic inserts: not part of the user's path
-            if isinstance(part, str) and (part in {"alert", "notification", "no_alert", "trace",
-                                                   "logs", "metric", "probe"} or "[" in part):
+            if isinstance(part, str) and (part in _signal_names() or "[" in part):
                 continue
             out.append(part)
             node = None
@@ -477,8 +484,9 @@ def _format_validation(exc: ValidationError, data: Any, lines: Mapping[Loc, int]
         return ConfigError(f"unknown signal {tag!r}{hint}", path=path,
                            line=_line_for(sig_loc, lines), key=_dotted(sig_loc))
     if kind == "union_tag_not_found":
-        return ConfigError("a check needs a 'signal' key (alert, notification, no_alert, trace, "
-                           "logs, metric, probe)", path=path, line=line, key=key)
+        return ConfigError("a check needs a 'signal' key (one of: "
+                           f"{', '.join(sorted(_signal_names()))})", path=path, line=line,
+                           key=key)
     message = err["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
