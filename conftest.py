@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 # Real demo services (web, storage, sink) on free ports, shared by tests/demo and tests/probes.
-pytest_plugins = ["tests.fixtures.demo_system"]
+# gates.pytest_plugin: the gate suites' fixtures (target, backends, probe results, timeline),
+# so plain `pytest gates/ --readygate-run out/demo/report.json` works.
+pytest_plugins = ["tests.fixtures.demo_system", "gates.pytest_plugin"]
 
 
 def _descendants(root: int) -> dict[int, str]:

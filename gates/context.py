@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import httpx
+
+from gates.backends.alertmanager import AlertmanagerClient
 from gates.backends.prometheus import PrometheusClient
-from gates.backends.sink import SinkClient
+from gates.backends.sink import SinkClient, SinkErrors, SinkLogs, SinkNotifications, SinkTraces
+from gates.backends.types import ErrorsBackend, LogsBackend, NotificationsBackend, TracesBackend
 from probes.model import ProbeResult
 
 
@@ -21,7 +25,11 @@ class Anchors:
 
 @dataclass
 class CheckContext:
-    """Handed to every check; checks read, they never start or stop anything."""
+    """Handed to every check; checks read, they never start or stop anything.
+
+    Per-signal backends left ``None`` default to the embedded sink when one is configured,
+    and ``metrics`` to ``prometheus``.
+    """
 
     prometheus: PrometheusClient | None
     sink: SinkClient | None
@@ -29,6 +37,24 @@ class CheckContext:
     probe_results: list[ProbeResult]
     poll_interval_s: float = 0.1
     links: dict[str, str] = field(default_factory=dict)
+    alertmanager: AlertmanagerClient | None = None
+    metrics: PrometheusClient | None = None
+    logs: LogsBackend | None = None
+    traces: TracesBackend | None = None
+    errors: ErrorsBackend | None = None
+    notifications: NotificationsBackend | None = None
+    http: httpx.AsyncClient | None = None        # for runbook links and raw /metrics scrapes
+    services: dict[str, str] = field(default_factory=dict)  # target.services
+    secrets: list[str] = field(default_factory=list, repr=False)  # the journey's secrets
+
+    def __post_init__(self) -> None:
+        if self.metrics is None:
+            self.metrics = self.prometheus
+        if self.sink is not None:
+            self.logs = self.logs or SinkLogs(self.sink)
+            self.traces = self.traces or SinkTraces(self.sink)
+            self.errors = self.errors or SinkErrors(self.sink)
+            self.notifications = self.notifications or SinkNotifications(self.sink)
 
     def probes_since(self, journey: str, since: float) -> list[ProbeResult]:
         return [p for p in self.probe_results if p.journey == journey and p.started_at >= since]

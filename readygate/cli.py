@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import difflib
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from readygate import __version__, redact
 from readygate.config import Config, default_config_path, json_schema, load_config
 from readygate.errors import ConfigError, EnvironmentProblem, ReadygateError, StackError
+
+if TYPE_CHECKING:
+    from readygate.runner import RunOptions
 
 EXIT_BAD_INPUT = 3
 
@@ -30,6 +33,14 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--config", "-c", metavar="FILE",
                         help="config file (default: ./readygate.yaml, else the bundled demo)")
 
+    def report_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--previous", metavar="FILE",
+                        help="compare with this earlier report.json of the same gate")
+        sp.add_argument("--history", metavar="DIR",
+                        help="keep every report.json here and compare with the last one")
+        sp.add_argument("--no-notify", action="store_true",
+                        help="do not send the Slack/webhook summary configured in notify:")
+
     demo = sub.add_parser("demo", help="start the bundled demo system and run its release gate")
     config_arg(demo)
     demo.add_argument("--out", default="out/demo", metavar="DIR",
@@ -40,18 +51,56 @@ def _parser() -> argparse.ArgumentParser:
                            "no_propagation")
     demo.add_argument("--rules", metavar="FILE", help="alert rules to load instead of the "
                       "demo's own")
+    report_args(demo)
 
     run = sub.add_parser("run", help="run a gate against the configured target")
-    run.add_argument("gate", help="gate name from the config")
+    run.add_argument("gate", help="gate name from the config, else from gates/library")
     config_arg(run)
     run.add_argument("--out", default="out/run", metavar="DIR")
     run.add_argument("--allow-production", action="store_true",
                      help="allow chaos on a target whose environment is production")
+    report_args(run)
+
+    drill = sub.add_parser("drill", help="run an incident drill: a scenario file with a "
+                           "timeline of detection, notification and recovery")
+    drill.add_argument("scenario", help="a bundled scenario (error-rate, latency, "
+                       "dependency-down) or a path to a scenario YAML file")
+    config_arg(drill)
+    drill.add_argument("--demo", action="store_true",
+                       help="start the bundled demo stack and drill it (stopped afterwards)")
+    drill.add_argument("--out", default=None, metavar="DIR",
+                       help="where the report goes (default: out/drill/SCENARIO)")
+    drill.add_argument("--allow-production", action="store_true",
+                       help="allow chaos on a target whose environment is production")
+    report_args(drill)
+
+    selftest = sub.add_parser("selftest", help="run the demo gate against deliberately broken "
+                              "setups: every defect must end NOT READY, the healthy one READY")
+    config_arg(selftest)
+    selftest.add_argument("--gate", help="gate to run (default: demo.gate in the config)")
+    selftest.add_argument("--out", default="out/selftest", metavar="DIR",
+                          help="one report per run goes to DIR/<variant>/")
+    selftest.add_argument("--healthy-runs", type=int, default=10, metavar="N",
+                          help="how many times the healthy setup must end READY (default 10)")
+    selftest.add_argument("--fast", action="store_true",
+                          help="shorter phases and deadlines (CI); the table says so")
+    selftest.add_argument("--parallel", type=int, default=2, metavar="K",
+                          help="demo stacks side by side (default 2; runs mostly wait)")
+    selftest.add_argument("--only", action="append", default=None, metavar="DEFECT",
+                          help="run only this defect (repeatable)")
+    selftest.add_argument("--write-docs", metavar="FILE",
+                          help="write the Markdown table of what was tried to FILE")
 
     validate = sub.add_parser("validate", help="check a config file and exit")
     config_arg(validate)
 
     sub.add_parser("schema", help="print the JSON Schema of the config")
+
+    from probes.cli import add_arguments as probe_arguments
+
+    probe = sub.add_parser("probe", help="run journeys once (probe run) or on their intervals "
+                                         "with Prometheus metrics (probe serve)")
+    probe_arguments(probe, config_arg)
     return p
 
 
@@ -60,13 +109,24 @@ def _load(path: str | None) -> tuple[Config, Path]:
     return load_config(config_path), config_path
 
 
-def _gate(config: Config, name: str, path: Path) -> str:
-    if name in config.gates:
-        return name
-    close = difflib.get_close_matches(name, list(config.gates), n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else \
-        f" (defined: {', '.join(sorted(config.gates)) or 'none'})"
-    raise ConfigError(f"no gate named '{name}'{hint}", path=str(path), key="gates")
+def _gate(config: Config, name: str, path: Path) -> tuple[Config, str]:
+    """The config holding gate ``name``: the config's own gate wins over gates/library."""
+    from gates.library import resolve_gate
+
+    return resolve_gate(config, name, path), name
+
+
+def _report_options(args: argparse.Namespace, options: RunOptions) -> RunOptions:
+    """--previous / --history / --no-notify; a previous report that is not one is exit 3."""
+    from reports.history import read_report
+
+    if args.previous:
+        read_report(args.previous)  # fail before the run, not after it
+        options.previous = Path(args.previous)
+    if args.history:
+        options.history_dir = Path(args.history)
+    options.notify = not args.no_notify
+    return options
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,6 +154,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "schema":
         print(json.dumps(json_schema(), indent=2))
         return 0
+    if args.command == "probe":
+        from probes.cli import probe_run, probe_serve
+
+        if args.probe_command not in ("run", "serve"):
+            _parser().parse_args(["probe", "--help"])
+        config, path = _load(args.config)
+        return (probe_run if args.probe_command == "run" else probe_serve)(args, config, path)
     if args.command == "validate":
         config, path = _load(args.config)
         gates = ", ".join(sorted(config.gates)) or "no gates"
@@ -102,7 +169,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "demo":
         config, path = _load(args.config)
-        gate = _gate(config, args.gate or config.demo.gate, path)
+        config, gate = _gate(config, args.gate or config.demo.gate, path)
         rules_text = None
         if args.rules:
             try:
@@ -110,13 +177,28 @@ def _dispatch(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise ConfigError(f"cannot read rules file: {exc.strerror}",
                                   path=args.rules) from None
-        options = RunOptions(out_dir=Path(args.out))
+        options = _report_options(args, RunOptions(out_dir=Path(args.out)))
         return asyncio.run(run_demo(config, options, gate=gate, sabotage=args.sabotage,
                                     rules_text=rules_text))
+    if args.command == "selftest":
+        from readygate.selftest import selftest_command
+
+        config, path = _load(args.config)
+        config, gate = _gate(config, args.gate or config.demo.gate, path)
+        return selftest_command(args, config, gate)
+    if args.command == "drill":
+        from readygate.runner import run_drill
+
+        config, path = _load(args.config)
+        out = args.out or f"out/drill/{Path(args.scenario).stem}"
+        options = _report_options(args, RunOptions(out_dir=Path(out),
+                                                   allow_production=args.allow_production))
+        return asyncio.run(run_drill(config, args.scenario, options, demo=args.demo))
     if args.command == "run":
         config, path = _load(args.config)
-        gate = _gate(config, args.gate, path)
-        options = RunOptions(out_dir=Path(args.out), allow_production=args.allow_production)
+        config, gate = _gate(config, args.gate, path)
+        options = _report_options(args, RunOptions(out_dir=Path(args.out),
+                                                   allow_production=args.allow_production))
         return asyncio.run(run_configured(config, gate, options))
     _parser().print_help()
     return EXIT_BAD_INPUT

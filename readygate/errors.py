@@ -27,7 +27,9 @@ class ConfigError(ReadygateError):
             where = self.path + (f":{self.line}" if self.line else "")
         if self.key:
             where = f"{where} {self.key}" if where else self.key
-        return f"{where}: {self.detail}" if where else self.detail
+        text = f"{where}: {self.detail}" if where else self.detail
+        # Keys and values come from the user's file and may hold newlines: keep the promise.
+        return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 class BackendError(ReadygateError):

@@ -62,6 +62,33 @@ class CheckSettled(Event):
 
 
 @dataclass(frozen=True)
+class AlertObserved(Event):
+    """An alert changed state in Prometheus (``at`` is the source time where known)."""
+
+    alertname: str
+    state: str  # "pending", "firing", "resolved"
+    labels: dict[str, str]
+    observed_at: float  # when readygate's poll saw it
+
+
+@dataclass(frozen=True)
+class NotificationObserved(Event):
+    """A notification reached the receiver (``at`` is its arrival time there)."""
+
+    alertname: str
+    status: str  # "firing", "resolved"
+    receiver: str | None
+
+
+@dataclass(frozen=True)
+class LoadStats(Event):
+    """A Locust snapshot: totals so far, current RPS and p95 (``final`` for the summary)."""
+
+    stats: dict[str, Any]
+    final: bool = False
+
+
+@dataclass(frozen=True)
 class Note(Event):
     """A line of progress for humans (stack starting, waiting for a backend...)."""
 

@@ -18,17 +18,19 @@ from typing import Any, TextIO
 
 import httpx
 
-from chaos.injector import ProxyFaultInjector
-from gates.backends.prometheus import PrometheusClient
-from gates.backends.sink import SinkClient
+from chaos.injector import build_injector
+from gates.backends.registry import build_all
+from gates.checks import expected_results
+from gates.checks.hygiene import with_stack_files
 from gates.context import Anchors, CheckContext
 from readygate import redact
 from readygate.config import Backend, Config
+from readygate.errors import ConfigError
 from readygate.events import EventBus, Note
 from reports.console import ConsoleProgress
 from reports.model import Report
 from reports.render import render_console
-from reports.writer import write_reports, write_text_artifact
+from reports.writer import archive_report, write_reports, write_text_artifact
 from scenarios.runner import RunEnv, ScenarioRunner
 
 
@@ -41,23 +43,22 @@ class RunOptions:
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     poll_interval_s: float = 0.1
-
-
-def _token(backend: Backend) -> str | None:
-    return backend.token.get_secret_value() if backend.token else None
+    previous: Path | None = None  # compare with this report.json (--previous)
+    history_dir: Path | None = None  # archive reports here and compare with the last one
+    notify: bool = True  # send the config's notify: section (Slack, webhook)
 
 
 def build_context(config: Config, client: httpx.AsyncClient,
                   poll_interval_s: float) -> CheckContext:
-    """Backend clients for the configured backends."""
-    b = config.backends
-    prom = PrometheusClient(b.prometheus.url, client, token=_token(b.prometheus),
-                            timeout_s=b.prometheus.timeout_s) if b.prometheus else None
-    sink = SinkClient(b.sink.url, client, token=_token(b.sink),
-                      timeout_s=b.sink.timeout_s) if b.sink else None
-    links = {"prometheus": b.prometheus.url} if b.prometheus else {}
-    return CheckContext(prometheus=prom, sink=sink, anchors=Anchors(), probe_results=[],
-                        poll_interval_s=poll_interval_s, links=links)
+    """Backend clients for the configured backends (gates.backends.registry picks by kind)."""
+    b = build_all(config.backends, client)
+    links = {"prometheus": config.backends.prometheus.url} if config.backends.prometheus else {}
+    return CheckContext(prometheus=b.prometheus, sink=b.sink, anchors=Anchors(),
+                        probe_results=[], poll_interval_s=poll_interval_s, links=links,
+                        alertmanager=b.alertmanager, metrics=b.metrics, logs=b.logs,
+                        traces=b.traces, errors=b.errors, notifications=b.notifications,
+                        http=client, services=dict(config.target.services),
+                        secrets=config.secrets())
 
 
 class _Interrupt:
@@ -96,34 +97,83 @@ async def run_gate(config: Config, gate: str, options: RunOptions, *,
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
     async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
         context = build_context(config, client, options.poll_interval_s)
-        injector = ProxyFaultInjector(config.target.fault_proxies, client) \
-            if config.target.fault_proxies else None
+        injector = build_injector(config.target, client, log_dir=options.out_dir / "chaos")
         env = RunEnv(config=config, gate_name=gate, client=client, context=context,
                      injector=injector, allow_production=options.allow_production,
-                     stack_info=stack_info or {})
+                     stack_info=stack_info or {}, workdir=options.out_dir)
         runner = ScenarioRunner(env, bus)
         task = asyncio.current_task()
         assert task is not None
         try:
-            return await runner.run()
+            report = await runner.run()
         except asyncio.CancelledError:
             # Interrupted: the runner already rolled back; keep what was judged.
             if task.cancelling():
                 task.uncancel()
             return runner.report(partial=True, reason="interrupted by a signal")
+        dead = await dead_backends(context)
+        if dead:
+            # Evidence was lost: a fail may be the outage's doing as much as a pass would be.
+            report.verdict = "inconclusive"
+            report.reason = ("evidence backend(s) went away during the run: " + "; ".join(dead)
+                             + "; the checks cannot be trusted")
+            bus.emit(Note(time.time(), report.reason, "warning"))
+        return report
 
 
-def finish(report: Report, options: RunOptions) -> int:
-    """Write the report files and the console summary; return the exit code."""
+async def dead_backends(context: CheckContext) -> list[str]:
+    """The evidence backends of ``context`` that no longer answer at all (name, URL, why)."""
+    from gates.backends.base import HttpBackend
+
+    backends: dict[str, HttpBackend] = {}
+    for name in ("prometheus", "alertmanager", "sink"):
+        backend = getattr(context, name)
+        if isinstance(backend, HttpBackend):
+            backends[name] = backend
+
+    async def answers(backend: HttpBackend) -> str | None:
+        try:  # any HTTP answer means the process is there; only silence counts
+            await backend.client.get(backend.base_url + "/", timeout=3.0)
+        except httpx.HTTPError as exc:
+            return type(exc).__name__
+        return None
+
+    why = await asyncio.gather(*(answers(b) for b in backends.values()))
+    return [f"{name} at {b.base_url} ({w})" for (name, b), w in zip(backends.items(), why,
+                                                                    strict=True) if w]
+
+
+def finish(report: Report, options: RunOptions, config: Config | None = None) -> int:
+    """Write the report files, the console summary and the notifications; the exit code."""
+    from reports.history import compare_for
+    from reports.notify import notify
+
+    if config is not None:
+        report.links = {k: v for k, v in config.links.model_dump().items() if v}
+    if options.previous is not None or options.history_dir is not None:
+        try:
+            report.comparison = compare_for(report, previous=options.previous,
+                                            history_dir=options.history_dir)
+        except ConfigError as exc:  # the CLI checked it; a file gone since must not lose the run
+            options.stderr.write(redact.scrub(f"readygate: no comparison: {exc}\n"))
     write_reports(report, options.out_dir)
+    if options.history_dir is not None:
+        archive_report(report, options.history_dir)
     options.stdout.write(redact.scrub(render_console(report, str(options.out_dir))))
+    if report.drill is not None:
+        from scenarios.drill import render_drill
+        options.stdout.write(redact.scrub(render_drill(report.drill, scenario=report.gate)))
     options.stdout.flush()
+    if config is not None and options.notify:
+        for line in notify(report, config.notify, config.links.report_url):
+            options.stderr.write(redact.scrub(f"readygate: {line}\n"))
     return report.exit_code
 
 
 async def run_configured(config: Config, gate: str, options: RunOptions) -> int:
     """`readygate run GATE`: the target and backends come from the config."""
-    bus = EventBus([ConsoleProgress(options.stderr)])
+    bus = EventBus([ConsoleProgress(options.stderr,
+                                    total_checks=expected_results(config.gates[gate]))])
     task = asyncio.current_task()
     assert task is not None
     interrupt = _Interrupt(task, bus)
@@ -132,9 +182,21 @@ async def run_configured(config: Config, gate: str, options: RunOptions) -> int:
         report = await run_gate(config, gate, options, bus=bus)
     finally:
         interrupt.remove()
-    if interrupt.signal_name:
+    if interrupt.signal_name and report.partial:
+        # a signal after the gate finished changes nothing: the report is complete
         report.reason = f"interrupted by {interrupt.signal_name}"
-    return finish(report, options)
+    return finish(report, options, config)
+
+
+async def run_drill(config: Config, scenario: str, options: RunOptions, *,
+                    demo: bool = False) -> int:
+    """`readygate drill SCENARIO`: a scenario file as a gate, on the target or the demo stack."""
+    from scenarios.files import load_scenario
+
+    name, config = load_scenario(scenario, config)
+    if demo:
+        return await run_demo(config, options, gate=name)
+    return await run_configured(config, name, options)
 
 
 async def run_demo(config: Config, options: RunOptions, *, gate: str | None = None,
@@ -143,7 +205,8 @@ async def run_demo(config: Config, options: RunOptions, *, gate: str | None = No
     from demo.stack import DemoStack, StackOptions  # the demo is optional for `run`
 
     gate = gate or config.demo.gate
-    bus = EventBus([ConsoleProgress(options.stderr)])
+    bus = EventBus([ConsoleProgress(options.stderr,
+                                    total_checks=expected_results(config.gates[gate]))])
     task = asyncio.current_task()
     assert task is not None
     interrupt = _Interrupt(task, bus)
@@ -168,9 +231,12 @@ async def run_demo(config: Config, options: RunOptions, *, gate: str | None = No
         except asyncio.CancelledError:
             if task.cancelling():
                 task.uncancel()
-            report = _empty_report(config, gate, t0, "interrupted while the stack was starting")
-            return finish(report, options)
-        filled = with_stack(config, urls)
+            report = _empty_report(config, gate, t0, f"interrupted by "
+                                   f"{interrupt.signal_name or 'a signal'} while the stack "
+                                   "was starting")
+            return finish(report, options, config)
+        filled = with_stack_files(with_stack(config, urls), rules=[stack.rules_path],
+                                  alertmanager_config=stack.alertmanager_config_path)
         info: dict[str, Any] = {
             "components": dict(urls.__dict__),
             "start_timings_s": {k: round(v, 3) for k, v in stack.timings.items()}}
@@ -185,9 +251,10 @@ async def run_demo(config: Config, options: RunOptions, *, gate: str | None = No
                 write_text_artifact(options.out_dir / "logs", f"{name}.log",
                                     path.read_text(encoding="utf-8", errors="replace"))
         _remove_tree(workdir)
-    if interrupt.signal_name:
+    if interrupt.signal_name and report.partial:
+        # a signal after the gate finished changes nothing: the report is complete
         report.reason = f"interrupted by {interrupt.signal_name}"
-    return finish(report, options)
+    return finish(report, options, config)
 
 
 def with_stack(config: Config, urls: Any) -> Config:

@@ -9,10 +9,12 @@ line ``READY <url>`` on stdout once it accepts connections. The parent
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -46,6 +48,19 @@ def announce(url: str) -> None:
     sys.stdout.flush()
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, minus its re-raise of SIGTERM after a graceful stop.
+
+    uvicorn re-raises the captured signal once it has shut down, so a clean stop ended
+    with exit status -15; readygate's own loop handlers drive the shutdown instead and
+    the process exits 0.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 def run_asgi(app: Any, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning",
              on_ready: Any = None) -> None:
     """Serve an ASGI app on a self-bound socket; print READY once listening; stop on SIGTERM."""
@@ -53,10 +68,13 @@ def run_asgi(app: Any, host: str = "127.0.0.1", port: int = 0, *, log_level: str
     url = socket_url(sock)
     config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="auto",
                             timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
+    server = _Server(config)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
+        # handlers first: a parent may send SIGTERM the moment it reads the READY line
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, server.handle_exit, sig, None)
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             if serving.done():
@@ -66,8 +84,6 @@ def run_asgi(app: Any, host: str = "127.0.0.1", port: int = 0, *, log_level: str
         if on_ready is not None:
             on_ready(url)
         announce(url)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, server.handle_exit, sig, None)
         await serving
 
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)

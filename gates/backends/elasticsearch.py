@@ -1,0 +1,77 @@
+"""Elasticsearch / OpenSearch: ``POST /{index}/_search`` with a bool filter query."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import httpx
+
+from gates.backends.base import HttpBackend
+from gates.backends.types import REQUEST_ID_KEYS, TRACE_ID_KEYS, LogLine, log_line_from
+from readygate.errors import BackendError
+
+
+def _phrase(value: str, fields: list[str]) -> dict[str, Any]:
+    return {"multi_match": {"query": value, "type": "phrase", "fields": fields,
+                            "lenient": True}}
+
+
+def _ts(value: Any) -> float | None:
+    if isinstance(value, int | float):
+        return float(value) / (1000.0 if value > 1e11 else 1.0)
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+class ElasticsearchLogs(HttpBackend):
+    """Elasticsearch or OpenSearch (same search API) as a logs backend."""
+
+    kind = "elasticsearch"
+
+    def __init__(self, base_url: str, client: httpx.AsyncClient, *, index: str,
+                 token: str | None = None, timeout_s: float = 5.0, kind: str = "elasticsearch",
+                 ) -> None:
+        super().__init__(base_url, client, token=token, timeout_s=timeout_s)
+        self.index = index
+        self.kind = kind
+
+    def query(self, *, trace_id: str | None = None, request_id: str | None = None,
+              contains: str | None = None, since: float | None = None,
+              limit: int = 1000) -> dict[str, Any]:
+        """The ``_search`` request body."""
+        filters: list[dict[str, Any]] = []
+        if trace_id:
+            filters.append(_phrase(trace_id, list(TRACE_ID_KEYS)))
+        if request_id:
+            filters.append(_phrase(request_id, list(REQUEST_ID_KEYS)))
+        if contains:
+            filters.append(_phrase(contains, ["*"]))
+        if since is not None:
+            filters.append({"range": {"@timestamp": {"gte": int(since * 1000),
+                                                     "format": "epoch_millis"}}})
+        return {"size": limit, "query": {"bool": {"filter": filters}},
+                "sort": [{"@timestamp": {"order": "asc", "unmapped_type": "date"}}]}
+
+    def describe_query(self, **filters: str) -> str:
+        return f"POST /{self.index}/_search {json.dumps(self.query(**filters))}"  # type: ignore[arg-type]
+
+    async def lines(self, *, trace_id: str | None = None, request_id: str | None = None,
+                    contains: str | None = None, since: float | None = None,
+                    limit: int = 1000) -> list[LogLine]:
+        body = await self.request_json(
+            "POST", f"/{self.index}/_search",
+            json=self.query(trace_id=trace_id, request_id=request_id, contains=contains,
+                            since=since, limit=limit))
+        try:
+            hits = body["hits"]["hits"]
+            sources = [h["_source"] for h in hits if isinstance(h.get("_source"), dict)]
+        except (KeyError, TypeError, AttributeError):
+            raise BackendError(f"{self.kind} answered a malformed search result") from None
+        return [log_line_from(s, ts=_ts(s.get("@timestamp") or s.get("timestamp")))
+                for s in sources]

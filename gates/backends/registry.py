@@ -1,0 +1,141 @@
+"""Backends by name: ``backends: {logs: {kind: loki, url: ...}}`` picks ``loki`` from here.
+
+A new backend is one module implementing the signal's Protocol (:mod:`gates.backends.types`)
+plus one :func:`register` call; the name is then valid in YAML (the config validates kinds
+against :data:`readygate.config.BACKEND_KINDS`, which :func:`register` extends).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from gates.backends.alertmanager import AlertmanagerClient
+from gates.backends.elasticsearch import ElasticsearchLogs
+from gates.backends.jsonl import JsonLinesLogs
+from gates.backends.loki import LokiLogs
+from gates.backends.notifications import PagerDutyNotifications, SlackNotifications
+from gates.backends.prometheus import PrometheusClient
+from gates.backends.sentry import SentryErrors
+from gates.backends.sink import SinkClient, SinkErrors, SinkLogs, SinkNotifications, SinkTraces
+from gates.backends.traces import JaegerTraces, TempoTraces, ZipkinTraces
+from gates.backends.types import ErrorsBackend, LogsBackend, NotificationsBackend, TracesBackend
+from readygate.config import BACKEND_KINDS, Backend, Backends, SignalBackend
+from readygate.errors import ConfigError
+
+Factory = Callable[[SignalBackend, httpx.AsyncClient, SinkClient | None], Any]
+_FACTORIES: dict[str, dict[str, Factory]] = {}
+
+
+def register(signal: str, kind: str, factory: Factory) -> None:
+    """Make ``kind`` a valid backend name for ``signal`` in YAML."""
+    _FACTORIES.setdefault(signal, {})[kind] = factory
+    BACKEND_KINDS.setdefault(signal, set()).add(kind)
+
+
+def kinds(signal: str) -> set[str]:
+    """Registered backend names for a signal."""
+    return set(_FACTORIES.get(signal, {}))
+
+
+def build(signal: str, spec: SignalBackend, client: httpx.AsyncClient,
+          sink: SinkClient | None) -> Any:
+    """The backend client ``spec`` names; an unknown name is a :class:`ConfigError`."""
+    factories = _FACTORIES.get(signal, {})
+    factory = factories.get(spec.kind)
+    if factory is None:
+        close = difflib.get_close_matches(spec.kind, sorted(factories), n=1, cutoff=0.5)
+        hint = f" (did you mean '{close[0]}'?)" if close else \
+            f" (one of: {', '.join(sorted(factories))})"
+        raise ConfigError(f"unknown {signal} backend {spec.kind!r}{hint}",
+                          key=f"backends.{signal}.kind")
+    return factory(spec, client, sink)
+
+
+def _token(spec: SignalBackend | Backend) -> str | None:
+    return spec.token.get_secret_value() if spec.token is not None else None
+
+
+def _need_sink(signal: str, sink: SinkClient | None) -> SinkClient:
+    if sink is None:
+        raise ConfigError("kind 'sink' needs backends.sink.url", key=f"backends.{signal}")
+    return sink
+
+
+def _url(spec: SignalBackend) -> str:
+    assert spec.url is not None  # the config refuses a missing url for these kinds
+    return spec.url
+
+
+def _prometheus(spec: SignalBackend, client: httpx.AsyncClient, _: SinkClient | None) -> Any:
+    prom = PrometheusClient(_url(spec), client, token=_token(spec), timeout_s=spec.timeout_s)
+    prom.kind = spec.kind  # messages name what the user configured (e.g. "mimir")
+    return prom
+
+
+def _es(spec: SignalBackend, client: httpx.AsyncClient, _: SinkClient | None) -> Any:
+    return ElasticsearchLogs(_url(spec), client, index=spec.index, token=_token(spec),
+                             timeout_s=spec.timeout_s, kind=spec.kind)
+
+
+for _kind in ("prometheus", "victoriametrics", "thanos", "mimir"):
+    register("metrics", _kind, _prometheus)
+register("logs", "sink", lambda s, c, sink: SinkLogs(_need_sink("logs", sink)))
+register("logs", "loki", lambda s, c, _: LokiLogs(_url(s), c, selector=s.selector,
+                                                  token=_token(s), timeout_s=s.timeout_s))
+register("logs", "elasticsearch", _es)
+register("logs", "opensearch", _es)
+register("logs", "jsonl", lambda s, c, _: JsonLinesLogs(s.path or ""))
+register("traces", "sink", lambda s, c, sink: SinkTraces(_need_sink("traces", sink)))
+register("traces", "jaeger", lambda s, c, _: JaegerTraces(_url(s), c, token=_token(s),
+                                                          timeout_s=s.timeout_s))
+register("traces", "tempo", lambda s, c, _: TempoTraces(_url(s), c, token=_token(s),
+                                                        timeout_s=s.timeout_s))
+register("traces", "zipkin", lambda s, c, _: ZipkinTraces(_url(s), c, token=_token(s),
+                                                          timeout_s=s.timeout_s))
+register("errors", "sink", lambda s, c, sink: SinkErrors(_need_sink("errors", sink)))
+register("errors", "sentry", lambda s, c, _: SentryErrors(
+    s.url, c, organization=s.organization or "", project=s.project or "", token=_token(s),
+    timeout_s=s.timeout_s))
+register("notifications", "sink",
+         lambda s, c, sink: SinkNotifications(_need_sink("notifications", sink)))
+register("notifications", "slack", lambda s, c, _: SlackNotifications(
+    s.channel or "", token=_token(s), base_url=s.url, timeout_s=s.timeout_s))
+register("notifications", "pagerduty", lambda s, c, _: PagerDutyNotifications(
+    s.url, c, token=_token(s), service_ids=s.service_ids, timeout_s=s.timeout_s))
+
+
+@dataclass
+class ContextBackends:
+    """Every backend client a run's checks may read, built from ``backends:``."""
+
+    prometheus: PrometheusClient | None = None
+    alertmanager: AlertmanagerClient | None = None
+    sink: SinkClient | None = None
+    metrics: PrometheusClient | None = None
+    logs: LogsBackend | None = None
+    traces: TracesBackend | None = None
+    errors: ErrorsBackend | None = None
+    notifications: NotificationsBackend | None = None
+
+
+def build_all(backends: Backends, client: httpx.AsyncClient) -> ContextBackends:
+    """Clients for every configured backend; signals without one default to the sink."""
+    out = ContextBackends()
+    if backends.prometheus is not None:
+        b = backends.prometheus
+        out.prometheus = PrometheusClient(b.url, client, token=_token(b), timeout_s=b.timeout_s)
+    if backends.alertmanager is not None:
+        b = backends.alertmanager
+        out.alertmanager = AlertmanagerClient(b.url, client, token=_token(b),
+                                              timeout_s=b.timeout_s)
+    if backends.sink is not None:
+        b = backends.sink
+        out.sink = SinkClient(b.url, client, token=_token(b), timeout_s=b.timeout_s)
+    for signal, spec in backends.by_signal().items():
+        setattr(out, signal, build(signal, spec, client, out.sink))
+    return out

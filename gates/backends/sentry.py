@@ -1,0 +1,87 @@
+"""Sentry's web API: a project's error events (``/api/0/projects/{org}/{project}/events/``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+import httpx
+
+from gates.backends.base import HttpBackend
+from gates.backends.types import ErrorEvent
+from readygate.errors import BackendError
+
+SENTRY_URL = "https://sentry.io"
+_LOOKBACK_S = 3600.0
+
+
+def _iso(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _tags(event: dict[str, Any]) -> dict[str, str]:
+    tags = event.get("tags") or []
+    if isinstance(tags, dict):
+        return {str(k): str(v) for k, v in tags.items()}
+    return {str(t.get("key")): str(t.get("value")) for t in tags if isinstance(t, dict)}
+
+
+class SentryErrors(HttpBackend):
+    """A Sentry project's events, read with an auth token (scope ``project:read``)."""
+
+    kind = "sentry"
+
+    def __init__(self, base_url: str | None, client: httpx.AsyncClient, *, organization: str,
+                 project: str, token: str | None, timeout_s: float = 5.0) -> None:
+        super().__init__(base_url or SENTRY_URL, client, token=token, timeout_s=timeout_s)
+        self.organization = organization
+        self.project = project
+
+    async def events(self, *, trace_id: str | None = None, request_id: str | None = None,
+                     since: float | None = None) -> list[ErrorEvent]:
+        start = since if since is not None else time.time() - _LOOKBACK_S
+        body = await self.get_json(
+            f"/api/0/projects/{self.organization}/{self.project}/events/",
+            {"full": "true", "start": dt.datetime.fromtimestamp(start, dt.UTC)
+             .strftime("%Y-%m-%dT%H:%M:%S"),
+             "end": dt.datetime.fromtimestamp(time.time() + 60, dt.UTC)
+             .strftime("%Y-%m-%dT%H:%M:%S")})
+        if not isinstance(body, list):
+            raise BackendError("sentry answered a malformed events list")
+        out = []
+        for e in body:
+            if not isinstance(e, dict):
+                continue
+            tags = _tags(e)
+            for entry in e.get("entries") or []:  # the API nests the request among entries
+                if isinstance(entry, dict) and entry.get("type") == "request":
+                    e = {**e, "request": e.get("request") or entry.get("data")}
+            trace_ctx = (e.get("contexts") or {}).get("trace") or {}
+            trace = trace_ctx.get("trace_id") or tags.get("trace") or tags.get("trace_id")
+            event = ErrorEvent(
+                event_id=str(e.get("eventID") or e.get("id")),
+                message=str(e.get("message") or e.get("title") or ""),
+                trace_id=str(trace).lower() if trace else None,
+                request_id=tags.get("request_id"),
+                received_at=_iso(e.get("dateReceived") or e.get("dateCreated")),
+                level=tags.get("level"), service=tags.get("service"), raw=e)
+            if (trace_id and event.trace_id != trace_id.lower()) or \
+                    (request_id and event.request_id != request_id):
+                continue
+            # Sentry's dates have 1 s resolution: allow that much before ``since``
+            if since is not None and event.received_at is not None and \
+                    event.received_at < since - 1.0:
+                continue
+            out.append(event)
+        return sorted(out, key=lambda ev: ev.received_at or 0)
+
+    def link(self, event: ErrorEvent) -> str:
+        """The event's page in Sentry."""
+        return (f"{self.base_url}/organizations/{self.organization}/projects/{self.project}"
+                f"/events/{event.event_id}/")

@@ -1,0 +1,194 @@
+"""One small Protocol per signal, and the normalized evidence every backend returns.
+
+Checks only see these shapes, so a check works unchanged against the sink, Loki,
+Elasticsearch, JSON-lines files (logs), Jaeger, Tempo, Zipkin (traces), Sentry (errors),
+Slack or PagerDuty (notifications). Backends keep the raw record in ``raw`` for evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# Log levels by rank; an unknown level ranks 0 so it never passes as ERROR.
+LEVELS = {"TRACE": 1, "DEBUG": 5, "INFO": 9, "INFORMATION": 9, "NOTICE": 10, "WARN": 13,
+          "WARNING": 13, "ERROR": 17, "ERR": 17, "CRITICAL": 21, "FATAL": 21, "EMERGENCY": 21}
+
+# Field names a log line may use for each normalized field (first match wins).
+TRACE_ID_KEYS = ("trace_id", "traceId", "trace.id", "traceid", "dd.trace_id")
+REQUEST_ID_KEYS = ("request_id", "requestId", "request.id", "x_request_id", "http.request_id")
+LEVEL_KEYS = ("level", "severity", "severity_text", "log.level", "levelname", "lvl")
+SERVICE_KEYS = ("service", "service.name", "service_name", "app", "logger")
+MESSAGE_KEYS = ("message", "msg", "body", "event")
+
+
+def level_rank(level: str | None) -> int:
+    """The rank of a level name (0 when unknown)."""
+    return LEVELS.get((level or "").strip().upper(), 0)
+
+
+def dotted(data: Any, path: str) -> Any:
+    """``data['a']['b']`` for ``a.b``; a key that itself contains dots is tried first."""
+    if not isinstance(data, dict):
+        return None
+    if path in data:
+        return data[path]
+    head, _, rest = path.partition(".")
+    if not rest:  # case-insensitive leaf: header names (Authorization vs authorization)
+        return next((v for k, v in data.items() if isinstance(k, str)
+                     and k.lower() == path.lower()), None)
+    if head in data:
+        return dotted(data[head], rest)
+    # case-insensitive header names (Authorization vs authorization)
+    for key, value in data.items():
+        if isinstance(key, str) and key.lower() == head.lower():
+            return dotted(value, rest)
+    return None
+
+
+def first(data: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    """The first of ``keys`` present (dotted paths allowed) in ``data``."""
+    for key in keys:
+        value = dotted(data, key)
+        # ECS nests objects ({"service": {"name": ...}}): a mapping is not the value itself
+        if value not in (None, "") and not isinstance(value, dict | list):
+            return value
+    return None
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One log record, whatever stored it."""
+
+    body: str
+    service: str | None = None
+    level: str | None = None
+    trace_id: str | None = None
+    request_id: str | None = None
+    ts: float | None = None            # when the line was written (unix seconds)
+    fields: dict[str, Any] = field(default_factory=dict)  # every structured field
+
+    def get(self, name: str) -> Any:
+        """A field by normalized name (level, service, trace_id, ...) or dotted path."""
+        normalized = {"level": self.level, "service": self.service, "trace_id": self.trace_id,
+                      "request_id": self.request_id, "message": self.body or None,
+                      "timestamp": self.ts}
+        if normalized.get(name) not in (None, ""):
+            return normalized[name]
+        return dotted(self.fields, name)
+
+    def text(self) -> str:
+        """The body and every field value, for substring scans (secret leaks)."""
+        import json
+        return self.body + " " + json.dumps(self.fields, default=str, sort_keys=True)
+
+
+def log_line_from(record: dict[str, Any], *, service: str | None = None,
+                  ts: float | None = None, body: str | None = None) -> LogLine:
+    """Normalize a structured (JSON) log record using the usual field names."""
+    message = body if body is not None else first(record, MESSAGE_KEYS)
+    trace = first(record, TRACE_ID_KEYS)
+    request = first(record, REQUEST_ID_KEYS)
+    level = first(record, LEVEL_KEYS)
+    return LogLine(body="" if message is None else str(message),
+                   service=service or _str(first(record, SERVICE_KEYS)),
+                   level=_str(level), trace_id=str(trace).lower() if trace else None,
+                   request_id=_str(request), ts=ts, fields=record)
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class Span:
+    """One span of a trace."""
+
+    trace_id: str
+    span_id: str
+    name: str
+    service: str
+    parent_id: str | None = None
+    error: bool = False
+    attributes: dict[str, Any] = field(default_factory=dict)
+    start: float | None = None         # unix seconds
+
+    def describe(self) -> str:
+        return f"{self.service}:{self.name}" + (" (error)" if self.error else "")
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    """One error event (a Sentry event, or what the sink stored of one)."""
+
+    event_id: str
+    message: str
+    trace_id: str | None
+    request_id: str | None
+    received_at: float | None
+    level: str | None = None
+    service: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)  # the event body, for PII scans
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One alert notification as the receiver saw it."""
+
+    alertname: str
+    status: str                       # "firing" | "resolved"
+    received_at: float                # when it arrived (the source's own timestamp)
+    labels: dict[str, str] = field(default_factory=dict)
+    where: str = ""                   # receiver / channel / service
+    link: str | None = None
+
+
+class LogsBackend(Protocol):
+    """Where log lines are looked up."""
+
+    kind: str
+
+    async def lines(self, *, trace_id: str | None = None, request_id: str | None = None,
+                    contains: str | None = None, since: float | None = None,
+                    limit: int = 1000) -> list[LogLine]:
+        """Lines matching every given filter, oldest first."""
+        ...
+
+    def describe_query(self, **filters: str) -> str:
+        """The query as a human would type it, for evidence."""
+        ...
+
+
+class TracesBackend(Protocol):
+    """Where traces are looked up by id."""
+
+    kind: str
+
+    async def trace(self, trace_id: str) -> list[Span]:
+        """Every span of the trace stored so far ([] when the trace is not known yet)."""
+        ...
+
+    def link(self, trace_id: str) -> str | None:
+        """A URL showing the trace, where one can be built."""
+        ...
+
+
+class ErrorsBackend(Protocol):
+    """Where error events are looked up."""
+
+    kind: str
+
+    async def events(self, *, trace_id: str | None = None, request_id: str | None = None,
+                     since: float | None = None) -> list[ErrorEvent]:
+        """Error events tied to the id, oldest first."""
+        ...
+
+
+class NotificationsBackend(Protocol):
+    """Where alert notifications are delivered."""
+
+    kind: str
+
+    async def notifications(self, alertname: str, since: float) -> list[Notification]:
+        """Notifications for ``alertname`` received at or after ``since``."""
+        ...

@@ -1,0 +1,249 @@
+"""Log checks: lines carry the probe's ids, required fields, levels, budget, no secrets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gates.backends.types import LogLine, LogsBackend, level_rank
+from gates.checks.common import GRACE_S, Judge, failed_request_ids, mask, probe_for
+from gates.context import CheckContext
+from probes.model import ProbeResult
+from readygate.config import (
+    LogBudgetCheck,
+    LogFieldsCheck,
+    LogLevelsCheck,
+    LogsCheck,
+    SecretLeakCheck,
+)
+from readygate.waiting import Seen, eventually
+from reports.model import CheckResult
+
+
+async def _lines_of(logs: LogsBackend, probe: ProbeResult, by: str = "trace_id",
+                    request_ids: list[str] | None = None) -> list[LogLine]:
+    if by == "trace_id":
+        return await logs.lines(trace_id=probe.trace_id)
+    out: list[LogLine] = []
+    for rid in request_ids if request_ids is not None else probe.request_ids:
+        out += await logs.lines(request_id=rid)
+    return out
+
+
+def _sample(line: LogLine) -> str:
+    return (line.body or str(line.fields))[:160]
+
+
+async def logs_check(check: LogsCheck, ctx: CheckContext, j: Judge) -> CheckResult:
+    """Lines carrying the probe's trace (or request) id arrive from the listed services."""
+    logs = ctx.logs
+    if logs is None:
+        return j.result("skipped", "no log backend configured")
+    probe, why = await probe_for(check.journey, check.deadline_s, ctx, j)
+    if probe is None:
+        return j.result("error", str(why))
+    anchor = probe.started_at
+    want = set(check.services)
+    ident = probe.trace_id if check.by == "trace_id" else ", ".join(probe.request_ids)
+
+    async def observe() -> Seen[list[LogLine]]:
+        lines = await _lines_of(logs, probe, check.by)
+        services = {str(line.service) for line in lines}
+        if len(lines) >= check.min_lines and want <= services:
+            return Seen(lines)
+        if lines:
+            return Seen(miss=f"{len(lines)} line(s) with {check.by} {ident} from "
+                        f"{', '.join(sorted(services))}; wanted {', '.join(sorted(want))}")
+        if check.by == "trace_id" and probe.request_ids:
+            by_request = await logs.lines(request_id=probe.request_ids[0])
+            if by_request:
+                return Seen(miss=f"{len(by_request)} line(s) carry the probe's request id "
+                            f"but not its trace id {probe.trace_id}")
+        return Seen(miss=f"no log line carries {check.by} {ident}")
+
+    out = await eventually(observe, timeout=j.remaining(anchor) + GRACE_S,
+                           interval=ctx.poll_interval_s)
+    evidence: dict[str, Any] = {
+        "trace_id": probe.trace_id, "journey": check.journey, "backend": logs.kind,
+        "query": logs.describe_query(**{check.by: probe.trace_id if check.by == "trace_id"
+                                        else probe.request_ids[0] if probe.request_ids
+                                        else ""})}
+
+    def passed(lines: list[LogLine], latency: float) -> str:
+        evidence.update(lines=len(lines), sample=_sample(lines[0]))
+        return (f"{len(lines)} log line(s) carry the {check.journey} probe's "
+                f"{check.by.replace('_', ' ')}, {latency:.1f}s after the probe")
+
+    result = j.settle(out, anchor=anchor, evidence=evidence, what="log lines",
+                      passed=passed)
+    if result.status == "fail" and out.found is None and out.error is None:
+        return j.result("fail", f"{out.last_miss} ({check.deadline_s:.0f}s after the probe)",
+                        evidence=evidence)
+    return result
+
+
+async def log_fields_check(check: LogFieldsCheck, ctx: CheckContext, j: Judge) -> CheckResult:
+    """Every line of the probe carries every required structured field."""
+    logs = ctx.logs
+    if logs is None:
+        return j.result("skipped", "no log backend configured")
+    probe, why = await probe_for(check.journey, check.deadline_s, ctx, j)
+    if probe is None:
+        return j.result("error", str(why))
+
+    async def observe() -> Seen[list[LogLine]]:
+        lines = await logs.lines(trace_id=probe.trace_id)
+        if not lines:
+            return Seen(miss=f"no log line carries trace id {probe.trace_id}")
+        problems = []
+        for name in check.fields:
+            lacking = [line for line in lines if line.get(name) in (None, "")]
+            if lacking:
+                problems.append(f"{len(lacking)} of {len(lines)} line(s) lack '{name}' "
+                                f"(e.g. {_sample(lacking[0])!r})")
+        if problems:
+            return Seen(miss="; ".join(problems))
+        return Seen(lines)
+
+    out = await eventually(observe, timeout=j.remaining(probe.started_at) + GRACE_S,
+                           interval=ctx.poll_interval_s)
+    evidence: dict[str, Any] = {"trace_id": probe.trace_id, "fields": check.fields,
+                                "backend": logs.kind}
+    result = j.settle(out, anchor=probe.started_at, evidence=evidence, what="complete log lines",
+                      passed=lambda lines, lat: f"all {len(lines)} line(s) of the "
+                      f"{check.journey} probe carry {', '.join(check.fields)}")
+    if result.status == "fail" and out.last_miss and "lack" in out.last_miss:
+        return j.result("fail", f"log lines miss required fields: {out.last_miss}",
+                        evidence=evidence)
+    return result
+
+
+async def log_levels_check(check: LogLevelsCheck, ctx: CheckContext, j: Judge) -> CheckResult:
+    """A failed request is logged at ``min_level`` or above (not at INFO)."""
+    logs = ctx.logs
+    if logs is None:
+        return j.result("skipped", "no log backend configured")
+    probe, why = await probe_for(check.journey, check.deadline_s, ctx, j, failed=True)
+    if probe is None:
+        return j.result("error", str(why))
+    wanted = level_rank(check.min_level)
+    rids = failed_request_ids(probe)
+
+    async def observe() -> Seen[LogLine]:
+        lines = await logs.lines(trace_id=probe.trace_id)
+        if not lines:
+            lines = await _lines_of(logs, probe, "request_id", rids)
+        for line in lines:
+            if level_rank(line.level) >= wanted:
+                return Seen(line)
+        if lines:
+            top = max(lines, key=lambda line: level_rank(line.level))
+            return Seen(miss=f"{len(lines)} line(s) for the failed {check.journey}, highest "
+                        f"level {top.level or 'none'}: {_sample(top)!r}")
+        return Seen(miss=f"no log line for the failed {check.journey} (trace id "
+                    f"{probe.trace_id})")
+
+    out = await eventually(observe, timeout=j.remaining(probe.started_at) + GRACE_S,
+                           interval=ctx.poll_interval_s)
+    evidence: dict[str, Any] = {"trace_id": probe.trace_id, "probe_error": probe.error,
+                                "min_level": check.min_level, "backend": logs.kind}
+
+    def passed(line: LogLine, latency: float) -> str:
+        evidence["line"] = _sample(line)
+        return (f"failed {check.journey} logged at {line.level} by {line.service}, "
+                f"{latency:.1f}s after the probe")
+
+    result = j.settle(out, anchor=probe.started_at, evidence=evidence,
+                      what=f"{check.min_level} log line", passed=passed)
+    if result.status == "fail" and out.last_miss and "highest level" in out.last_miss:
+        return j.result("fail", f"failed {check.journey} not logged at {check.min_level}: "
+                        f"{out.last_miss}", evidence=evidence)
+    return result
+
+
+async def log_budget_check(check: LogBudgetCheck, ctx: CheckContext, j: Judge) -> CheckResult:
+    """No sampled request writes more lines than the budget (counts stable over two polls)."""
+    logs = ctx.logs
+    if logs is None:
+        return j.result("skipped", "no log backend configured")
+    first, why = await probe_for(check.journey, check.deadline_s, ctx, j)
+    if first is None:
+        return j.result("error", str(why))
+    start = ctx.anchors.phase_start.get(j.phase, 0.0)
+    last: dict[str, int] = {}
+
+    async def observe() -> Seen[tuple[str, dict[str, int]]]:
+        nonlocal last
+        probes = [p for p in ctx.probes_since(check.journey, start)][:check.sample]
+        counts = {p.trace_id: len(await logs.lines(trace_id=p.trace_id)) for p in probes}
+        over = {t: n for t, n in counts.items() if n > check.max_lines_per_request}
+        if over:  # counts only grow: one request over budget settles it
+            return Seen(("over", over))
+        stable = counts == last
+        last = counts
+        if not any(counts.values()):
+            return Seen(miss=f"no log lines for any of {len(counts)} {check.journey} probe(s)")
+        if not stable:
+            return Seen(miss=f"line counts still growing: {sorted(counts.values())}")
+        return Seen(("ok", counts))
+
+    out = await eventually(observe, timeout=j.remaining(first.started_at) + GRACE_S,
+                           interval=ctx.poll_interval_s)
+    evidence: dict[str, Any] = {"budget": check.max_lines_per_request, "backend": logs.kind}
+    if out.found is not None:
+        verdict, counts = out.found
+        evidence["lines_per_trace"] = counts
+        if verdict == "over":
+            worst = max(counts, key=lambda t: counts[t])
+            return j.result("fail", f"a {check.journey} request wrote {counts[worst]} log lines "
+                            f"(budget {check.max_lines_per_request}; trace {worst})",
+                            evidence=evidence)
+        return j.result("pass", f"{len(counts)} {check.journey} request(s) wrote at most "
+                        f"{max(counts.values())} line(s) each (budget "
+                        f"{check.max_lines_per_request})", evidence=evidence)
+    return j.settle(out, anchor=first.started_at, evidence=evidence, what="stable line counts",
+                    passed=lambda _, lat: "")
+
+
+async def secret_leak_check(check: SecretLeakCheck, ctx: CheckContext, j: Judge) -> CheckResult:
+    """None of the journey's secrets appears in any log line since the run began."""
+    logs = ctx.logs
+    if logs is None:
+        return j.result("skipped", "no log backend configured")
+    secrets = [s for s in ctx.secrets if len(s) >= 4]
+    if not secrets:
+        return j.result("skipped", "no secrets configured to look for")
+    probe, why = await probe_for(check.journey, check.deadline_s, ctx, j)
+    if probe is None:
+        return j.result("error", str(why))
+    since = min(ctx.anchors.phase_start.values(), default=probe.started_at)
+
+    # An empty log store would "contain no secret": prove lines flow before trusting absence.
+    async def flowing() -> Seen[int]:
+        lines = await logs.lines(trace_id=probe.trace_id)
+        return Seen(len(lines)) if lines else \
+            Seen(miss=f"no log line of the {check.journey} probe (trace {probe.trace_id}) "
+                 "arrived, so absence of secrets proves nothing")
+
+    out = await eventually(flowing, timeout=j.remaining(probe.started_at) + GRACE_S,
+                           interval=ctx.poll_interval_s)
+    evidence: dict[str, Any] = {"backend": logs.kind, "secrets_checked": len(secrets),
+                                "query": logs.describe_query(contains="***")}
+    if out.found is None:
+        return j.settle(out, anchor=probe.started_at, evidence=evidence,
+                        what="log lines to scan", passed=lambda _, lat: "")
+    leaks: list[str] = []
+    for number, secret in enumerate(secrets, 1):
+        found = await logs.lines(contains=secret, since=since)
+        if found:
+            services = sorted({str(line.service) for line in found})
+            leaks.append(f"secret #{number} appears in {len(found)} log line(s) from "
+                         f"{', '.join(services)}, e.g. {mask(_sample(found[0]), secrets)!r}")
+    if leaks:
+        evidence["leaks"] = leaks
+        return j.result("fail", "secret leaked into the logs: " + "; ".join(leaks),
+                        evidence=evidence)
+    # latency: when the probe's lines (the proof that logs flow) were seen
+    latency = (out.observed_at or probe.started_at) - probe.started_at
+    return j.result("pass", f"none of {len(secrets)} secret(s) appears in the logs "
+                    f"({out.found} line(s) of the {check.journey} probe prove logs flow)",
+                    latency=latency, evidence=evidence)

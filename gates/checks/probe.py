@@ -1,0 +1,111 @@
+"""Probe and health checks: a journey succeeds N times in a row; health endpoints tell the truth."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+from gates.checks.common import GRACE_S, Judge
+from gates.context import CheckContext
+from probes.model import ProbeResult
+from readygate.config import HealthCheck, ProbeCheck
+from readygate.waiting import Seen, eventually
+from reports.model import CheckResult
+
+# A health endpoint that takes longer than this to answer is as good as down.
+HEALTH_TIMEOUT_S = 3.0
+
+
+async def probe_check(check: ProbeCheck, ctx: CheckContext, j: Judge) -> CheckResult:
+    """``consecutive`` successes in a row, the first within the deadline."""
+    anchor = j.anchor_time()
+    if anchor is None:
+        return j.result("skipped", f"anchor {check.anchor} did not happen")
+
+    async def observe() -> Seen[list[ProbeResult]]:
+        runs = ctx.probes_since(check.journey, anchor)
+        streak: list[ProbeResult] = []
+        for run in runs:
+            streak = [*streak, run] if run.success else []
+            if len(streak) >= check.consecutive:
+                return Seen(streak)
+        if runs and not runs[-1].success:
+            return Seen(miss=f"last {check.journey} probe failed: {runs[-1].error}")
+        return Seen(miss=f"{len(streak)} of {check.consecutive} consecutive successes so far")
+
+    out = await eventually(observe, timeout=j.remaining(anchor), interval=0.05)
+    evidence: dict[str, Any] = {"journey": check.journey, "consecutive": check.consecutive}
+    if out.found is not None:
+        streak = out.found
+        latency = streak[0].started_at - anchor
+        evidence["trace_ids"] = [p.trace_id for p in streak]
+        return j.result("pass", f"{check.journey} probes succeeding again {latency:.1f}s after "
+                        f"{check.anchor}", latency=latency, evidence=evidence)
+    evidence["nearest_miss"] = out.last_miss
+    return j.result("fail", f"{check.journey} probes not succeeding within "
+                    f"{check.deadline_s:.0f}s of {check.anchor}: {out.last_miss}",
+                    evidence=evidence)
+
+
+async def health_check(check: HealthCheck, ctx: CheckContext, j: Judge) -> CheckResult:
+    """Every health path of the service answers 5xx (``down``) or 2xx (``up``) in time.
+
+    ``down`` under a fault proves the health endpoints look at the dependency: a readiness
+    endpoint that always says 200 keeps a broken pod in the load balancer.
+    """
+    anchor = j.anchor_time()
+    if anchor is None:
+        return j.result("skipped", f"anchor {check.anchor} did not happen")
+    base = ctx.services.get(check.service)
+    if base is None:
+        return j.result("error", f"service {check.service!r} is not in target.services")
+    if ctx.http is None:
+        return j.result("error", "no HTTP client to call the health endpoints with")
+    client = ctx.http
+    wanted = "5xx" if check.expect == "down" else "2xx"
+
+    def as_expected(status: int) -> bool:
+        return status >= 500 if check.expect == "down" else 200 <= status < 300
+
+    async def status_of(path: str) -> tuple[str, int | None, str]:
+        url = base.rstrip("/") + path
+        try:
+            resp = await client.get(url, timeout=HEALTH_TIMEOUT_S)
+        except httpx.HTTPError as exc:
+            # No answer at all is "down" too (a dead process), but never "up".
+            return path, None, type(exc).__name__
+        return path, resp.status_code, resp.text[:80].strip()
+
+    async def observe() -> Seen[dict[str, int | None]]:
+        answers = await asyncio.gather(*(status_of(p) for p in check.paths))
+        wrong = [(p, s, body) for p, s, body in answers
+                 if not (as_expected(s) if s is not None else check.expect == "down")]
+        if not wrong:
+            return Seen({p: s for p, s, _ in answers})
+        return Seen(miss="; ".join(
+            f"{check.service} {p} answers {s if s is not None else body}"
+            + (f" {body!r}" if s is not None and body else "") for p, s, body in wrong))
+
+    out = await eventually(observe, timeout=j.remaining(anchor) + GRACE_S,
+                           interval=max(ctx.poll_interval_s, 0.1))
+    evidence: dict[str, Any] = {"service": check.service, "paths": check.paths,
+                                "expect": check.expect}
+    if out.found is not None:
+        latency = (out.observed_at or time.time()) - anchor
+        evidence["statuses"] = out.found
+        shown = ", ".join(f"{p} {s if s is not None else 'no answer'}"
+                          for p, s in out.found.items())
+        if latency > check.deadline_s:
+            return j.result("fail", f"{check.service} health reported {check.expect} late: "
+                            f"{latency:.1f}s after {check.anchor}", latency=latency,
+                            evidence=evidence)
+        return j.result("pass", f"{check.service} reports {check.expect} {latency:.1f}s after "
+                        f"{check.anchor}: {shown}", latency=latency, evidence=evidence)
+    evidence["nearest_miss"] = out.last_miss
+    why = " while the fault holds: the health check ignores the broken dependency" \
+        if check.expect == "down" else ""
+    return j.result("fail", f"{out.last_miss or 'no answer'} (expected {wanted} within "
+                    f"{check.deadline_s:g}s of {check.anchor}){why}", evidence=evidence)

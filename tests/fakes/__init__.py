@@ -1,0 +1,1 @@
+"""Local fakes of services that cannot run here, speaking their documented wire formats."""
