@@ -1,4 +1,4 @@
-"""The built-in journeys over HTTP: health, login, upload.
+"""Journeys by name: the built-ins (health, login, upload) and those from journeys files.
 
 Each journey takes the httpx client it should use (tests hand in a transport, real runs a
 pooled client), returns a :class:`ProbeResult`, and never raises for a failing target:
@@ -7,17 +7,17 @@ a failure is a result. Every request carries readygate's traceparent and a reque
 
 from __future__ import annotations
 
-import hashlib
-import os
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
+from probes.builtin import builtin, expand
 from probes.correlation import Correlation
-from probes.model import ProbeResult, StepResult
+from probes.http import run_http
+from probes.model import ProbeResult
+from probes.spec import BUILTINS, BrowserJourney, BrowserSettings, HttpJourney, JourneysFile
+from readygate.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -35,105 +35,113 @@ class StepFailed(Exception):
     """A step's assertion failed; the message says what was expected and what came back."""
 
 
-class _Run:
-    """Runs the steps of one journey and records them."""
+@dataclass(frozen=True)
+class Journey:
+    """A runnable journey: its definition, its target and how often it runs."""
 
-    def __init__(self, client: httpx.AsyncClient, ctx: JourneyContext, journey: str) -> None:
-        self.client = client
-        self.ctx = ctx
-        self.corr = Correlation(journey)
-        self.steps: list[StepResult] = []
+    name: str
+    spec: HttpJourney | BrowserJourney
+    base_url: str
+    interval_s: float = 30.0
+    files_dir: Path | None = None
+    browser: BrowserSettings = field(default_factory=BrowserSettings)
 
-    async def request(self, name: str, method: str, path: str, *, expect: int | tuple[int, ...],
-                      **kwargs: Any) -> httpx.Response:
-        headers, request_id = self.corr.headers()
-        headers.update(kwargs.pop("headers", {}) or {})
-        url = self.ctx.base_url.rstrip("/") + path
-        start = time.perf_counter()
-        try:
-            resp = await self.client.request(method, url, headers=headers,
-                                             timeout=self.ctx.timeout_s, **kwargs)
-        except httpx.HTTPError as exc:
-            duration = time.perf_counter() - start
-            message = f"{name}: {method} {path}: {type(exc).__name__}: {exc}".rstrip(": ")
-            self.steps.append(StepResult(name, method, url, None, duration, request_id, False,
-                                         message))
-            raise StepFailed(message) from None
-        duration = time.perf_counter() - start
-        wanted = (expect,) if isinstance(expect, int) else expect
-        ok = resp.status_code in wanted
-        error = None if ok else (f"{name}: {method} {path} returned {resp.status_code}, "
-                                 f"expected {' or '.join(map(str, wanted))}")
-        self.steps.append(StepResult(name, method, url, resp.status_code, duration, request_id,
-                                     ok, error))
-        if not ok:
-            raise StepFailed(error)
-        return resp
+    @property
+    def kind(self) -> str:
+        """``http`` or ``browser``."""
+        return "browser" if isinstance(self.spec, BrowserJourney) else "http"
 
-    async def login_token(self) -> str:
-        resp = await self.request("login", "POST", "/api/login", expect=200,
-                                  json={"username": self.ctx.username,
-                                        "password": self.ctx.password})
-        try:
-            token = resp.json()["token"]
-        except (ValueError, KeyError, TypeError):
-            raise StepFailed("login: POST /api/login answered 200 without a token") from None
-        if not isinstance(token, str) or not token:
-            raise StepFailed("login: POST /api/login answered an empty token")
-        return token
+    @property
+    def steps(self) -> list[str]:
+        """The step names, in order (for the info metric)."""
+        if isinstance(self.spec, HttpJourney):
+            return [s.display_name(i) for i, s in enumerate(self.spec.steps)]
+        return [b.display_name(i) for i, b in enumerate(self.spec.steps)]
 
+    @property
+    def run_timeout_s(self) -> float:
+        """An upper bound for one run: every step's timeout with its retries, plus slack."""
+        spec = self.spec
+        total = 0.0
+        if isinstance(spec, HttpJourney):
+            for step in spec.steps:
+                retry = step.retry or spec.retry
+                total += ((step.timeout_s or spec.timeout_s) * retry.attempts
+                          + retry.backoff_s * retry.attempts ** 2)
+        else:
+            total = sum(b.timeout_s or spec.timeout_s for b in spec.steps)
+        # A browser needs time to launch and to write a trace on failure.
+        return total + (15.0 if self.kind == "browser" else 1.0)
 
-async def _health(run: _Run) -> None:
-    await run.request("live", "GET", "/health/live", expect=200)
-    await run.request("ready", "GET", "/health/ready", expect=200)
+    async def run(self, client: httpx.AsyncClient) -> ProbeResult:
+        """Run once; a failing target is a failed result, never an exception."""
+        if isinstance(self.spec, BrowserJourney):
+            from probes.browser import run_browser  # Playwright only when a browser runs
+
+            return await run_browser(self.name, self.spec, self.base_url, self.browser,
+                                     files_dir=self.files_dir)
+        return await run_http(self.name, self.spec, client, self.base_url, self.files_dir)
 
 
-async def _login(run: _Run) -> None:
-    await run.login_token()
+def timed_out(journey: Journey, started_at: float, duration_s: float) -> ProbeResult:
+    """The result of a run that did not finish within its bound."""
+    corr = Correlation(journey.name)
+    return ProbeResult(journey=journey.name, started_at=started_at, duration_s=duration_s,
+                       success=False, trace_id=corr.trace_id,
+                       error=f"{journey.name}: did not finish within "
+                             f"{journey.run_timeout_s:.1f}s", kind=journey.kind,
+                       target=journey.base_url, user_agent=corr.user_agent)
 
 
-async def _upload(run: _Run) -> None:
-    token = await run.login_token()
-    auth = {"Authorization": f"Bearer {token}"}
-    payload = os.urandom(run.ctx.upload_size_bytes)
-    digest = hashlib.sha256(payload).hexdigest()
-    resp = await run.request("upload", "POST", "/api/uploads", expect=201, headers=auth,
-                             files={"file": ("readygate-probe.bin", payload,
-                                             "application/octet-stream")})
-    try:
-        upload_id = str(resp.json()["id"])
-    except (ValueError, KeyError, TypeError):
-        raise StepFailed("upload: POST /api/uploads answered 201 without an id") from None
-    back = await run.request("read back", "GET", f"/api/uploads/{upload_id}", expect=200,
-                             headers=auth)
-    try:
-        got = hashlib.sha256(back.content).hexdigest()
-        if got != digest:
-            raise StepFailed(f"read back: upload {upload_id} came back corrupted "
-                             f"(sha256 {got[:12]}…, sent {digest[:12]}…)")
-    finally:
-        await run.request("clean up", "DELETE", f"/api/uploads/{upload_id}",
-                          expect=(200, 204), headers=auth)
+def from_context(name: str, ctx: JourneyContext, interval_s: float = 30.0) -> Journey:
+    """A built-in journey configured from a :class:`JourneyContext`."""
+    if name not in BUILTINS:
+        raise ConfigError(f"no built-in journey {name!r} (one of: {', '.join(BUILTINS)})")
+    params = {"size_bytes": ctx.upload_size_bytes} if name == "upload" else {}
+    spec = builtin(name, **params).model_copy(update={"timeout_s": ctx.timeout_s})
+    spec = expand(name, spec, username=ctx.username, password=ctx.password)
+    return Journey(name, spec, ctx.base_url, interval_s)
 
 
-JOURNEYS: dict[str, Callable[[_Run], Awaitable[None]]] = {
-    "health": _health,
-    "login": _login,
-    "upload": _upload,
-}
+def resolve(names: list[str], journeys_file: JourneysFile | None, *, base_url: str | None,
+            username: str | None, password: str | None, interval_s: float,
+            files_dir: Path | None = None, timeout_s: float = 10.0,
+            upload_size_bytes: int = 1024) -> list[Journey]:
+    """The journeys to run: the named ones (all of the file's, else the built-ins, if none)."""
+    defined: dict[str, HttpJourney | BrowserJourney] = {}
+    if journeys_file is not None:
+        defined.update(journeys_file.journeys)
+        defined.update(journeys_file.browser_journeys)
+    for name in BUILTINS:
+        params = {"size_bytes": upload_size_bytes} if name == "upload" else {}
+        defined.setdefault(name, builtin(name, **params).model_copy(
+            update={"timeout_s": timeout_s}))
+    if not names:
+        names = list(journeys_file.journeys) + list(journeys_file.browser_journeys) \
+            if journeys_file is not None and (journeys_file.journeys
+                                              or journeys_file.browser_journeys) \
+            else list(BUILTINS)
+    out: list[Journey] = []
+    for name in names:
+        if name not in defined:
+            raise ConfigError(f"no journey named {name!r} (defined: {', '.join(sorted(defined))})")
+        spec = defined[name]
+        if isinstance(spec, HttpJourney):
+            spec = expand(name, spec, username=username, password=password)
+        target = spec.base_url or base_url
+        if not target:
+            raise ConfigError(f"journey {name!r} has no base_url and the config names no "
+                              "probe target", key=f"journeys.{name}.base_url")
+        browser = journeys_file.browser if journeys_file is not None else BrowserSettings()
+        out.append(Journey(name, spec, target, spec.interval_s or interval_s, files_dir,
+                           browser))
+    return out
+
+
+# Built-in journeys by name (kept for callers that list them).
+JOURNEYS: tuple[str, ...] = BUILTINS
 
 
 async def run_journey(name: str, client: httpx.AsyncClient, ctx: JourneyContext) -> ProbeResult:
     """Run one built-in journey once; failures are results, never exceptions."""
-    steps = JOURNEYS[name]
-    run = _Run(client, ctx, name)
-    started = time.time()
-    t0 = time.perf_counter()
-    error: str | None = None
-    try:
-        await steps(run)
-    except StepFailed as exc:
-        error = str(exc)
-    return ProbeResult(journey=name, started_at=started, duration_s=time.perf_counter() - t0,
-                       success=error is None, trace_id=run.corr.trace_id,
-                       steps=tuple(run.steps), error=error)
+    return await from_context(name, ctx).run(client)

@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class StepResult:
-    """One HTTP request of a journey."""
+    """One step of a journey: an HTTP request (after retries) or a browser action."""
 
     name: str
     method: str
@@ -18,11 +18,28 @@ class StepResult:
     request_id: str
     ok: bool
     error: str | None = None
+    attempts: int = 1
+    phases: dict[str, float] = field(default_factory=dict)
+    """Client-side HTTP phases in seconds: connect, tls, processing, transfer (blackbox names)."""
+    ttfb_s: float | None = None
+    tls_cert_expiry: float | None = None
+    """The server certificate's notAfter (Unix time), for https."""
+    traceparent: str | None = None
+    skipped: bool = False
+
+    @property
+    def retried(self) -> bool:
+        """True when the step needed more than one attempt (whatever its outcome)."""
+        return self.attempts > 1
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "method": self.method, "url": self.url, "status": self.status,
                 "duration_s": round(self.duration_s, 6), "request_id": self.request_id,
-                "ok": self.ok, "error": self.error}
+                "ok": self.ok, "error": self.error, "attempts": self.attempts,
+                "phases": {k: round(v, 6) for k, v in self.phases.items()},
+                "ttfb_s": None if self.ttfb_s is None else round(self.ttfb_s, 6),
+                "tls_cert_expiry": self.tls_cert_expiry, "traceparent": self.traceparent,
+                "skipped": self.skipped}
 
 
 @dataclass(frozen=True)
@@ -36,6 +53,13 @@ class ProbeResult:
     trace_id: str
     steps: tuple[StepResult, ...] = field(default_factory=tuple)
     error: str | None = None
+    kind: str = "http"
+    target: str = ""
+    user_agent: str = ""
+    web_vitals: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Browser journeys: page path -> {lcp, fcp, cls, ttfb} (seconds; cls unitless)."""
+    artifacts: tuple[str, ...] = ()
+    """Browser journeys: screenshot and trace zip paths kept after a failure."""
 
     @property
     def finished_at(self) -> float:
@@ -43,10 +67,42 @@ class ProbeResult:
 
     @property
     def request_ids(self) -> list[str]:
-        return [s.request_id for s in self.steps]
+        return [s.request_id for s in self.steps if s.request_id]
+
+    @property
+    def retried(self) -> bool:
+        """True when any step needed a retry: a pass after a retry is not a clean pass."""
+        return any(s.retried for s in self.steps)
+
+    @property
+    def phases(self) -> dict[str, float]:
+        """Per-phase HTTP time summed over the journey's steps."""
+        out: dict[str, float] = {}
+        for step in self.steps:
+            for phase, seconds in step.phases.items():
+                out[phase] = out.get(phase, 0.0) + seconds
+        return out
+
+    @property
+    def tls_cert_expiry(self) -> float | None:
+        """The earliest certificate expiry any step saw (https only)."""
+        seen = [s.tls_cert_expiry for s in self.steps if s.tls_cert_expiry is not None]
+        return min(seen) if seen else None
+
+    @property
+    def last_status(self) -> int | None:
+        """The status of the last step that got an answer (blackbox's probe_http_status_code)."""
+        for step in reversed(self.steps):
+            if step.status is not None and not step.skipped:
+                return step.status
+        return None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"journey": self.journey, "started_at": self.started_at,
-                "duration_s": round(self.duration_s, 6), "success": self.success,
-                "trace_id": self.trace_id, "error": self.error,
+        return {"journey": self.journey, "kind": self.kind, "target": self.target,
+                "started_at": self.started_at, "duration_s": round(self.duration_s, 6),
+                "success": self.success, "retried": self.retried, "trace_id": self.trace_id,
+                "user_agent": self.user_agent, "error": self.error,
+                "phases": {k: round(v, 6) for k, v in self.phases.items()},
+                "tls_cert_expiry": self.tls_cert_expiry, "web_vitals": self.web_vitals,
+                "artifacts": list(self.artifacts),
                 "steps": [s.to_dict() for s in self.steps]}

@@ -1,7 +1,8 @@
-"""Runs the configured journeys on their interval while a scenario runs.
+"""Runs journeys on their intervals, while a scenario runs or forever in ``probe serve``.
 
 Each journey has its own loop, so a slow or hung target delays only that journey; starts
-are spread over the interval so the target is not hit in lockstep.
+are spread over the interval so targets are not hit in lockstep; every run is bounded by
+its journey's timeout, and a semaphore bounds how many run at once.
 """
 
 from __future__ import annotations
@@ -13,42 +14,77 @@ from collections.abc import Callable, Sequence
 
 import httpx
 
-from probes.journeys import JourneyContext, run_journey
+from probes.journeys import Journey, JourneyContext, from_context, timed_out
 from probes.model import ProbeResult
+
+# (journey name, scheduled monotonic start, actual monotonic start): lets tests and the
+# exporter measure how late a run started.
+StartHook = Callable[[str, float, float], None]
 
 
 class ProbeScheduler:
-    """Starts one loop per journey; ``stop()`` ends them (a running journey is cancelled)."""
+    """Starts one loop per journey; ``stop()`` ends them (a running journey is cancelled).
 
-    def __init__(self, journeys: Sequence[str], client: httpx.AsyncClient, ctx: JourneyContext,
-                 interval_s: float, on_result: Callable[[ProbeResult], None]) -> None:
-        self.journeys = list(journeys)
+    ``journeys`` are built-in names (configured from ``ctx`` and ``interval_s``) or
+    :class:`Journey` objects with their own intervals.
+    """
+
+    def __init__(self, journeys: Sequence[str | Journey], client: httpx.AsyncClient,
+                 ctx: JourneyContext | None, interval_s: float,
+                 on_result: Callable[[ProbeResult], None], *, max_concurrency: int = 32,
+                 on_start: StartHook | None = None) -> None:
+        self.journeys: list[Journey] = []
+        for j in journeys:
+            if isinstance(j, Journey):
+                self.journeys.append(j)
+            else:
+                if ctx is None:
+                    raise ValueError(f"journey {j!r} by name needs a JourneyContext")
+                self.journeys.append(from_context(j, ctx, interval_s))
         self.client = client
-        self.ctx = ctx
-        self.interval_s = interval_s
         self.on_result = on_result
+        self.on_start = on_start
+        self._limit = asyncio.Semaphore(max_concurrency)
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
+        """Start every journey's loop, the first runs spread over each one's interval."""
         n = max(1, len(self.journeys))
-        for i, name in enumerate(self.journeys):
-            offset = self.interval_s * i / n
-            self._tasks.append(asyncio.create_task(self._loop(name, offset),
-                                                   name=f"probe:{name}"))
+        for i, journey in enumerate(self.journeys):
+            offset = journey.interval_s * i / n
+            self._tasks.append(asyncio.create_task(self._loop(journey, offset),
+                                                   name=f"probe:{journey.name}"))
 
-    async def _loop(self, name: str, offset: float) -> None:
-        await asyncio.sleep(offset)
-        next_start = time.monotonic()
+    async def run_once(self, journey: Journey) -> ProbeResult:
+        """One bounded run: a run that outlives its bound is cancelled and reported as such."""
+        async with self._limit:
+            started, t0 = time.time(), time.monotonic()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for runs the journey in a
+            # new Task, a measurable share of a run's CPU at 1,000 runs/s.
+            try:
+                async with asyncio.timeout(journey.run_timeout_s):
+                    return await journey.run(self.client)
+            except TimeoutError:
+                return timed_out(journey, started, time.monotonic() - t0)
+
+    async def _loop(self, journey: Journey, offset: float) -> None:
+        next_start = time.monotonic() + offset
         while True:
-            result = await run_journey(name, self.client, self.ctx)
+            now = time.monotonic()
+            if next_start > now:
+                await asyncio.sleep(next_start - now)
+            if self.on_start is not None:
+                self.on_start(journey.name, next_start, time.monotonic())
+            result = await self.run_once(journey)
             self.on_result(result)
-            next_start += self.interval_s
+            next_start += journey.interval_s
             now = time.monotonic()
             if next_start < now:  # a slow run: skip the missed slots, do not burst
-                next_start = now
-            await asyncio.sleep(next_start - now)
+                missed = int((now - next_start) // journey.interval_s) + 1
+                next_start += missed * journey.interval_s
 
     async def stop(self) -> None:
+        """Cancel every loop and wait for them."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
