@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from readygate.config import Fault
+from readygate.errors import ReadygateError
+
+
+class FaultError(ReadygateError):
+    """A fault could not be injected or rolled back (a hook failed, a target refused)."""
 
 
 @dataclass
@@ -20,10 +25,11 @@ class InjectedFault:
     expires_at: float
     ended_at: float | None = None
     end_reason: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)  # per kind: pid, toxic, output...
 
 
 class FaultInjector(Protocol):
-    """Injects and removes faults (the fault proxy, command hooks, ...)."""
+    """Injects and removes faults (the fault proxies, processes, command hooks, Toxiproxy)."""
 
     async def inject(self, fault: Fault) -> InjectedFault: ...
 

@@ -9,6 +9,7 @@ import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from chaos.faults import FaultRecord, FaultSpec, parse_spec, spec_to_json
+from chaos.tcpfaults import TcpFaultRecord, TcpFaultSpec, parse_tcp_spec
 from readygate.errors import BackendError, ConfigError
 
 _RECORDS = TypeAdapter(list[FaultRecord])
@@ -118,3 +119,71 @@ def _error_message(resp: httpx.Response) -> str:
         return str(body["error"])
     text = " ".join(resp.text.split())
     return text[:200] or f"HTTP {resp.status_code}"
+
+
+_TCP_RECORDS = TypeAdapter(list[TcpFaultRecord])
+
+
+class TcpProxyClient:
+    """Injects, lists and removes faults on one running TCP fault proxy (same control API)."""
+
+    def __init__(self, base_url: str, client: httpx.AsyncClient, *,
+                 timeout: float = 5.0) -> None:
+        self._http = FaultProxyClient(base_url, client, timeout=timeout)
+        self.base_url = self._http.base_url
+
+    async def health(self) -> dict[str, Any]:
+        """The proxy's health document, with ``listen`` (the data address)."""
+        return await self._http.health()
+
+    async def listen_address(self) -> tuple[str, int]:
+        """Where clients connect: the proxy's data host and port."""
+        host, _, port = str((await self.health())["listen"]).rpartition(":")
+        return host, int(port)
+
+    async def inject(self, spec: TcpFaultSpec | Mapping[str, Any]) -> TcpFaultRecord:
+        """Start a fault; ``ConfigError`` if the spec is invalid (here or at the proxy)."""
+        try:
+            parsed = parse_tcp_spec(spec)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        body = await self._http._call("POST", "/_readygate/faults", "inject a fault",
+                                      json=parsed.model_dump(mode="json", exclude_none=True))
+        return self._record(body, "inject a fault")
+
+    async def remove(self, fault_id: str) -> TcpFaultRecord:
+        """End a fault; a fault that already ended is returned as it ended."""
+        body = await self._http._call("DELETE", f"/_readygate/faults/{fault_id}",
+                                      f"remove fault {fault_id}")
+        return self._record(body, f"remove fault {fault_id}")
+
+    async def get(self, fault_id: str) -> TcpFaultRecord:
+        """One fault, active or ended."""
+        body = await self._http._call("GET", f"/_readygate/faults/{fault_id}",
+                                      f"get fault {fault_id}")
+        return self._record(body, f"get fault {fault_id}")
+
+    async def clear(self) -> list[TcpFaultRecord]:
+        """End every active fault."""
+        body = await self._http._call("DELETE", "/_readygate/faults", "clear faults")
+        return self._records(body, "clear faults")
+
+    async def history(self) -> list[TcpFaultRecord]:
+        """Faults that ended, in the order they ended."""
+        body = await self._http._call("GET", "/_readygate/faults", "list faults")
+        return self._records(body.get("history") if isinstance(body, dict) else None,
+                             "list faults")
+
+    def _record(self, body: Any, action: str) -> TcpFaultRecord:
+        try:
+            return TcpFaultRecord.model_validate(body)
+        except ValidationError as exc:
+            raise BackendError(f"tcp fault proxy {self.base_url}: {action}: unexpected answer"
+                               f" ({exc.error_count()} field errors)") from None
+
+    def _records(self, body: Any, action: str) -> list[TcpFaultRecord]:
+        try:
+            return _TCP_RECORDS.validate_python(body)
+        except ValidationError as exc:
+            raise BackendError(f"tcp fault proxy {self.base_url}: {action}: unexpected answer"
+                               f" ({exc.error_count()} field errors)") from None

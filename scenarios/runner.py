@@ -1,29 +1,35 @@
-"""The scenario runner owns time: baseline → fault → recovery, probes throughout.
+"""The scenario runner owns time: baseline → fault → recovery, probes and load throughout.
 
 It emits events (:mod:`readygate.events`); the timeline, the console and the report are
 listeners. Checks of one phase run concurrently; a phase lasts at least its
 ``min_duration_s`` and until its checks have settled, at most ``max_duration_s`` — never
 a fixed sleep for the fault. The fault is removed in a ``finally``: on success, on error
-and on cancellation (Ctrl-C / SIGTERM), and the fault proxy's TTL covers SIGKILL.
+and on cancellation (Ctrl-C / SIGTERM), and the fault proxy's TTL covers SIGKILL. Load
+(Locust, in its own processes) and the drill's alert watcher run from the first phase to
+the last and are stopped on every path out, before the report is made.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from chaos.base import FaultInjector, InjectedFault
-from gates.checks import judge
+from gates.checks import judge_all
 from gates.context import Anchors, CheckContext
+from gates.pytest_suites import run_suites
 from probes.journeys import JourneyContext
 from probes.model import ProbeResult
 from probes.scheduler import ProbeScheduler
-from readygate.config import Check, Config, Fault, Gate, Phase
+from readygate.config import Check, Config, Experiment, Fault, Gate, Phase
 from readygate.errors import ConfigError
 from readygate.events import (
     CheckSettled,
@@ -39,6 +45,9 @@ from readygate.events import (
     Timeline,
 )
 from reports.model import CheckResult, Report, verdict_of
+from scenarios.drill import drill_summary
+from scenarios.load import LoadRunner
+from scenarios.watcher import AlertWatcher
 
 
 @dataclass
@@ -52,6 +61,7 @@ class RunEnv:
     injector: FaultInjector | None = None
     allow_production: bool = False
     stack_info: dict[str, Any] = field(default_factory=dict)
+    workdir: Path | None = None  # where Locust writes its logs and summary
 
 
 _ROLLBACK_TIMEOUT_S = 10.0
@@ -66,11 +76,17 @@ class ScenarioRunner:
         self.bus = bus or EventBus()
         self.timeline = Timeline()
         self.bus.subscribe(self.timeline)
-        self.results: dict[int, CheckResult] = {}
+        self.results: dict[int, list[CheckResult]] = {}  # a hygiene check has several
+        self.suite_results: list[CheckResult] = []
+        self.extra_results: list[CheckResult] = []  # Chaos Toolkit experiments
         self.faults: list[InjectedFault] = []
         self.started_at = time.time()
         self.finished_at: float | None = None
         self._active_fault: InjectedFault | None = None
+        self.load: LoadRunner | None = None
+        self.load_summary: dict[str, Any] | None = None
+        self.watcher: AlertWatcher | None = None
+        self._watch_task: asyncio.Task[None] | None = None
 
     # -- events ----------------------------------------------------------------------
     def emit(self, event: Event) -> None:
@@ -84,12 +100,12 @@ class ScenarioRunner:
     def _safety(self) -> None:
         target = self.env.config.target
         fault = self.gate.scenario.fault
-        if fault is None:
+        if fault is None and self.gate.scenario.experiment is None:
             return
         if target.environment == "production" and not self.env.allow_production:
             raise ConfigError(f"target {target.name!r} is production: chaos refused "
                               "(pass --allow-production to override)", key="target.environment")
-        if self.env.injector is None:
+        if fault is not None and self.env.injector is None:
             raise ConfigError(f"gate {self.env.gate_name!r} injects a fault but no fault proxy "
                               "is configured", key="target.fault_proxies")
 
@@ -99,14 +115,20 @@ class ScenarioRunner:
         config = self.env.config
         self.started_at = time.time()
         self.emit(RunStarted(self.started_at, self.env.gate_name, config.target.name))
-        probes = self._scheduler()
-        probes.start()
         scenario = self.gate.scenario
+        # a static gate (alert hygiene) needs no probes, so no target.services either
+        probes = self._scheduler() if scenario.probes else None
+        if probes is not None:
+            probes.start()
         try:
+            self._start_watcher()
+            await self._start_load()
             await self._phase("baseline", scenario.baseline)
-            if scenario.fault is not None:
-                await self._inject(scenario.fault)
-                await self._phase("fault", scenario.fault_phase)
+            if scenario.fault is not None or scenario.experiment is not None:
+                if scenario.fault is not None:
+                    await self._inject(scenario.fault)
+                experiment = self._start_experiment()
+                await self._phase("fault", scenario.fault_phase, also=experiment)
                 await self._rollback("rollback")
                 await self._phase("recovery", scenario.recovery)
             else:
@@ -120,7 +142,12 @@ class ScenarioRunner:
             await asyncio.shield(self._rollback("aborted"))
             raise
         finally:
-            await probes.stop()
+            # Shielded: a second signal must not leave Locust running or the watcher polling.
+            await asyncio.shield(self._stop_helpers())
+            if probes is not None:
+                await probes.stop()
+        if self.gate.suites:
+            await self._suites()
         report = self.report()
         self.emit(RunFinished(time.time(), report.verdict))
         return report
@@ -139,30 +166,110 @@ class ScenarioRunner:
         return ProbeScheduler(config.probes.journeys, self.env.client, ctx,
                               config.probes.interval_s, self._on_probe)
 
+    def _alertname(self) -> str | None:
+        if self.gate.drill.alertname:
+            return self.gate.drill.alertname
+        return next((c.alertname for c in self.gate.checks
+                     if c.signal == "alert" and c.phase == "fault"), None)
+
+    def _alert_labels(self) -> dict[str, str]:
+        if self.gate.drill.alertname:
+            return dict(self.gate.drill.labels)
+        check = next((c for c in self.gate.checks if c.signal == "alert" and c.phase == "fault"),
+                     None)
+        return dict(check.labels) if check is not None and check.signal == "alert" else {}
+
+    def _start_watcher(self) -> None:
+        """Watch the drill's alert from the start (so a false positive in baseline shows)."""
+        name = self._alertname()
+        ctx = self.env.context
+        chaos = self.gate.scenario.fault is not None or self.gate.scenario.experiment is not None
+        if not chaos or name is None or \
+                (ctx.prometheus is None and ctx.sink is None):
+            return
+        self.watcher = AlertWatcher(self.emit, alertname=name, labels=self._alert_labels(),
+                                    prometheus=ctx.prometheus, sink=ctx.sink,
+                                    since=self.started_at,
+                                    interval_s=self.gate.drill.poll_interval_s)
+        self._watch_task = asyncio.create_task(self.watcher.run(), name="drill-watcher")
+
+    async def _start_load(self) -> None:
+        load = self.gate.scenario.load
+        if load is None:
+            return
+        config = self.env.config
+        host = config.target.services.get(load.service)
+        if host is None:
+            raise ConfigError(f"load.service {load.service!r} is not in target.services",
+                              key="scenario.load.service")
+        password = config.target.credentials.password
+        workdir = self.env.workdir or Path(tempfile.mkdtemp(prefix="readygate-load-"))
+        self.load = LoadRunner(load, host, username=config.target.credentials.username,
+                               password=password.get_secret_value() if password else "",
+                               workdir=workdir / "load", emit=self.emit,
+                               upload_size_bytes=config.probes.upload_size_bytes)
+        await self.load.start()
+
+    async def _stop_helpers(self) -> None:
+        if self.load is not None and self.load_summary is None:
+            try:
+                self.load_summary = await self.load.stop()
+            except Exception as exc:  # report it; the processes are stopped by PID regardless
+                self.load_summary = {**self.load.summary(), "error": f"{type(exc).__name__}: "
+                                     f"{exc}"}
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watch_task
+            self._watch_task = None
+            if self.watcher is not None:
+                # One last look: the recovery checks may have settled between two polls.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.watcher.poll_once(), 5.0)
+
     def _checks_of(self, phase: str) -> list[tuple[int, Check]]:
         return [(i, c) for i, c in enumerate(self.gate.checks) if c.phase == phase]
 
     async def _judge(self, index: int, check: Check, phase: str) -> None:
-        result = await judge(check, self.env.context, phase)
-        self.results[index] = result
-        self.emit(CheckSettled(time.time(), result))
+        results = await judge_all(check, self.env.context, phase)
+        self.results[index] = results
+        for result in results:
+            self.emit(CheckSettled(time.time(), result))
 
-    async def _phase(self, name: str, phase: Phase) -> None:
+    async def _suites(self) -> None:
+        """The gate's pytest suites, after the scenario (the stack still runs): one check each."""
+        start = time.time()
+        self.env.context.anchors.phase_start["pytest"] = start
+        self.emit(PhaseStarted(start, "pytest"))
+        try:
+            results = await run_suites(self.gate.suites, self.report(), self.env.config,
+                                       timeout_s=self.gate.suite_timeout_s)
+        finally:
+            self.env.context.anchors.phase_end["pytest"] = time.time()
+        self.suite_results = results
+        for result in results:
+            self.emit(CheckSettled(time.time(), result))
+        self.emit(PhaseFinished(time.time(), "pytest", "settled"))
+
+    async def _phase(self, name: str, phase: Phase,
+                     also: asyncio.Task[None] | None = None) -> None:
         start = time.time()
         self.env.context.anchors.phase_start[name] = start
         self.emit(PhaseStarted(start, name))
         tasks = {asyncio.create_task(self._judge(i, c, name), name=f"check:{c.display_name()}"):
                  (i, c) for i, c in self._checks_of(name)}
+        # `also`: the Chaos Toolkit experiment, which settles like a check of this phase
+        waiting: set[asyncio.Task[None]] = set(tasks) | ({also} if also is not None else set())
         reason = "settled"
         try:
-            if tasks:
-                _, pending = await asyncio.wait(tasks, timeout=phase.max_duration_s)
+            if waiting:
+                _, pending = await asyncio.wait(waiting, timeout=phase.max_duration_s)
                 if pending:
                     reason = "max_duration"
                     for task in pending:
                         task.cancel()
                     await asyncio.gather(*pending, return_exceptions=True)
-                    for task in pending:
+                    for task in pending & set(tasks):
                         i, c = tasks[task]
                         self._unsettled(i, c, name, f"not settled when the {name} phase reached "
                                         f"its max duration ({phase.max_duration_s:g}s)", "fail")
@@ -170,9 +277,9 @@ class ScenarioRunner:
             if rest > 0:  # the observation window of a healthy phase, not a wait for a fault
                 await asyncio.sleep(rest)
         except asyncio.CancelledError:
-            for task in tasks:
+            for task in waiting:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*waiting, return_exceptions=True)
             self.env.context.anchors.phase_end[name] = time.time()
             self.emit(PhaseFinished(time.time(), name, "interrupted"))
             raise
@@ -185,7 +292,69 @@ class ScenarioRunner:
                              message=message, severity=check.severity, phase=phase,
                              deadline_s=check.deadline_s, anchor=check.anchor,
                              settled_at=time.time())
-        self.results[index] = result
+        self.results[index] = [result]
+        self.emit(CheckSettled(time.time(), result))
+
+    def _start_experiment(self) -> asyncio.Task[None] | None:
+        """Start the scenario's Chaos Toolkit experiment (if any) alongside the fault phase."""
+        experiment = self.gate.scenario.experiment
+        if experiment is None:
+            return None
+        return asyncio.create_task(self._experiment(experiment), name="ctk-experiment")
+
+    def _experiment_config(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Experiment configuration from readygate's config: URLs of named targets only."""
+        config = self.env.config
+        out: dict[str, Any] = {f"{name}_url": url
+                               for name, url in config.target.services.items()}
+        proxies = config.target.fault_proxies
+        fault = self.gate.scenario.fault
+        if proxies:
+            service = fault.service if fault is not None and fault.service in proxies \
+                else next(iter(proxies))
+            out["proxy_url"] = proxies[service]
+        out.update({f"{name}_proxy_url": url for name, url in proxies.items()})
+        for name in ("prometheus", "alertmanager", "sink"):
+            backend = getattr(config.backends, name)
+            if backend is not None and backend.url:
+                out[f"{name}_url"] = backend.url
+        out.update(overrides)
+        return out
+
+    async def _experiment(self, experiment: Experiment) -> None:
+        """Run the experiment; its judged journal becomes a check result of the fault phase."""
+        from chaos.experiment import run_experiment  # chaoslib only when a scenario needs it
+        from scenarios.files import experiment_path
+
+        name = f"experiment {Path(experiment.path).name}"
+        started = time.time()
+        stand_in: InjectedFault | None = None
+        if self.gate.scenario.fault is None:
+            # The experiment is the fault: the drill's times are measured from its start.
+            stand_in = InjectedFault(fault_id=f"ctk-{int(started * 1000)}", service="",
+                                     kind="experiment", summary=name, started_at=started,
+                                     expires_at=started + experiment.timeout_s)
+            self.faults.append(stand_in)
+            self.env.context.anchors.fault_start = started
+            self.emit(FaultInjected(started, stand_in.fault_id, "", "experiment",
+                                    experiment.model_dump(mode="json"), stand_in.expires_at))
+        try:
+            outcome = await run_experiment(experiment_path(experiment.path),
+                                           self._experiment_config(dict(experiment.configuration)),
+                                           timeout_s=experiment.timeout_s)
+        finally:
+            if stand_in is not None:
+                stand_in.ended_at = time.time()
+                stand_in.end_reason = "experiment ended"
+                self.env.context.anchors.fault_end = stand_in.ended_at
+                self.emit(FaultRemoved(stand_in.ended_at, stand_in.fault_id, "",
+                                       stand_in.end_reason))
+        result = CheckResult(name=name, signal="experiment", status=outcome.status,
+                             message=outcome.message, severity=experiment.severity,
+                             phase="fault", latency_s=round(outcome.ended_at - started, 3),
+                             deadline_s=experiment.timeout_s, anchor="phase_start",
+                             evidence=outcome.evidence(), settled_at=outcome.ended_at)
+        self.extra_results.append(result)
         self.emit(CheckSettled(time.time(), result))
 
     def _skip_phase(self, phase: str, why: str) -> None:
@@ -223,13 +392,20 @@ class ScenarioRunner:
         checks: list[CheckResult] = []
         for i, check in enumerate(self.gate.checks):
             if i in self.results:
-                checks.append(self.results[i])
+                checks.extend(self.results[i])
             else:
                 checks.append(CheckResult(
                     name=check.display_name(), signal=check.signal, status="skipped",
                     message=f"not judged: {reason or 'the run ended first'}",
                     severity=check.severity, phase=check.phase, deadline_s=check.deadline_s,
                     anchor=check.anchor))
+        checks.extend(self.extra_results)
+        checks.extend(self.suite_results)
+        if self.gate.suites and not self.suite_results:
+            checks.extend(CheckResult(
+                name=f"pytest {suite}", signal="pytest", status="skipped", phase="pytest",
+                message=f"not judged: {reason or 'the suites have not run yet'}")
+                for suite in self.gate.suites)
         verdict = verdict_of(checks)
         if partial and verdict == "ready":
             verdict = "inconclusive"
@@ -245,7 +421,29 @@ class ScenarioRunner:
             probes=[p.to_dict() for p in self.env.context.probe_results],
             timeline=[_event_dict(e) for e in self.timeline.events
                       if not isinstance(e, ProbeFinished)],
-            stack=self.env.stack_info)
+            stack=self.env.stack_info, drill=self._drill(), load=self._load_block())
+
+    def _load_block(self) -> dict[str, Any] | None:
+        if self.load is None:
+            return None
+        return self.load_summary or self.load.summary()
+
+    def _drill(self) -> dict[str, Any] | None:
+        """The drill block whenever a fault was injected: milestones and measured times."""
+        if not self.faults:
+            return None
+        watcher = None
+        if self.watcher is not None:
+            watcher = {"alertname": self.watcher.alertname, "labels": self.watcher.labels,
+                       "polls": self.watcher.polls, "rule_for_s": self.watcher.for_s,
+                       "errors": self.watcher.errors}
+        out = drill_summary(self.timeline.events, alertname=self._alertname(),
+                            journeys=self.env.config.probes.journeys, watcher=watcher)
+        out["scenario"] = self.env.gate_name
+        out["fault"] = dataclasses.asdict(self.faults[0])
+        if self.load is not None:
+            out["load"] = self._load_block()
+        return out
 
 
 def _event_dict(event: Event) -> dict[str, Any]:

@@ -1,0 +1,181 @@
+"""The drill timeline: milestones read off events, and the watcher that produces them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from gates.backends.prometheus import PrometheusClient
+from gates.backends.sink import SinkClient
+from probes.model import ProbeResult
+from readygate.events import (
+    AlertObserved,
+    Event,
+    FaultInjected,
+    FaultRemoved,
+    LoadStats,
+    NotificationObserved,
+    PhaseStarted,
+    ProbeFinished,
+)
+from scenarios.drill import drill_summary, load_by_phase, render_drill
+from scenarios.watcher import AlertWatcher, parse_rfc3339
+
+T0 = 1_700_000_000.0
+
+
+def probe(journey: str, started: float, ok: bool) -> ProbeFinished:
+    result = ProbeResult(journey=journey, started_at=started, duration_s=0.1, success=ok,
+                         trace_id="0" * 31 + "1", error=None if ok else "HTTP 502")
+    return ProbeFinished(started + 0.1, result)
+
+
+def incident() -> list[Event]:
+    return [
+        PhaseStarted(T0 - 5, "baseline"),
+        probe("upload", T0 - 1, True),
+        FaultInjected(T0, "f-1", "storage", "http_error", {}, T0 + 90),
+        PhaseStarted(T0, "fault"),
+        probe("upload", T0 + 0.2, False),
+        AlertObserved(T0 + 1.0, "SlowRequests", "pending", {}, T0 + 1.2),
+        AlertObserved(T0 + 3.0, "SlowRequests", "firing", {}, T0 + 3.1),
+        NotificationObserved(T0 + 3.4, "SlowRequests", "firing", "sink"),
+        FaultRemoved(T0 + 3.5, "f-1", "storage", "rollback"),
+        PhaseStarted(T0 + 3.5, "recovery"),
+        probe("upload", T0 + 3.4, False),   # started before the rollback: does not count
+        probe("upload", T0 + 3.7, True),
+        probe("health", T0 + 3.8, True),
+        AlertObserved(T0 + 9.5, "SlowRequests", "resolved", {}, T0 + 9.5),
+        NotificationObserved(T0 + 9.6, "SlowRequests", "resolved", "sink"),
+    ]
+
+
+def test_the_drill_measures_detect_notify_and_recover_from_the_fault() -> None:
+    drill = drill_summary(incident(), alertname="SlowRequests", journeys=["upload", "health"])
+    assert drill["time_to_first_failed_probe_s"] == 0.3
+    assert drill["time_to_pending_s"] == 1.0
+    assert drill["time_to_detect_s"] == 3.0
+    assert drill["time_to_notify_s"] == 3.4
+    assert drill["fault_duration_s"] == 3.5
+    assert drill["time_to_resolve_s"] == 6.0
+    assert drill["time_to_resolved_notification_s"] == pytest.approx(6.1)
+    # recovered = probes back (3.9) and the alert resolved (9.5), whichever is later
+    assert drill["time_to_recover_s"] == 6.0
+    names = [m["name"] for m in drill["milestones"]]
+    assert names[:6] == ["fault_injected", "first_failed_probe", "alert_pending",
+                         "alert_firing", "notification_received", "rollback"]
+    assert all(m["at"] is not None for m in drill["milestones"])
+
+
+def test_a_missing_alert_is_not_observed_never_guessed() -> None:
+    events = [e for e in incident() if not isinstance(e, AlertObserved | NotificationObserved)]
+    drill = drill_summary(events, alertname="HighErrorRate", journeys=["upload"])
+    assert drill["time_to_detect_s"] is None and drill["time_to_notify_s"] is None
+    firing = next(m for m in drill["milestones"] if m["name"] == "alert_firing")
+    assert firing == {"name": "alert_firing", "at": None, "after_fault_s": None,
+                      "note": "not observed"}
+    # without an alert, recovery is the probes coming back (the first run after the rollback)
+    assert drill["time_to_recover_s"] == pytest.approx(0.3)
+    assert "time to detect n/a" in render_drill(drill)
+
+
+def test_a_rule_without_for_says_why_there_was_no_pending() -> None:
+    events = [e for e in incident()
+              if not (isinstance(e, AlertObserved) and e.state == "pending")]
+    drill = drill_summary(events, alertname="SlowRequests", journeys=["upload"])
+    pending = next(m for m in drill["milestones"] if m["name"] == "alert_pending")
+    assert "straight to firing" in pending["note"]
+
+
+def test_an_alert_that_fired_before_the_fault_is_not_the_detection() -> None:
+    events = [AlertObserved(T0 - 2, "X", "firing", {}, T0 - 2), *incident()]
+    drill = drill_summary(events, alertname="X", journeys=["upload"])
+    assert drill["time_to_detect_s"] is None
+
+
+def test_load_stats_are_summed_per_phase() -> None:
+    events: list[Event] = [
+        PhaseStarted(T0, "baseline"),
+        LoadStats(T0 + 1, {"rps": 20.0, "failures": 0, "p95_ms": 12.0}),
+        PhaseStarted(T0 + 2, "fault"),
+        LoadStats(T0 + 3, {"rps": 25.0, "failures": 7, "p95_ms": 30.0}),
+        LoadStats(T0 + 4, {"rps": 22.0, "failures": 12, "p95_ms": 80.0}),
+        LoadStats(T0 + 5, {"rps": 1.0, "failures": 12, "p95_ms": 1.0}, final=True),
+    ]
+    by = load_by_phase(events)
+    assert by["baseline"] == {"samples": 1, "max_rps": 20.0, "failures": 0, "max_p95_ms": 12.0}
+    assert by["fault"] == {"samples": 2, "max_rps": 25.0, "failures": 12, "max_p95_ms": 80.0}
+
+
+def test_rfc3339_with_nanoseconds_parses_to_unix_seconds() -> None:
+    assert parse_rfc3339("2023-11-14T22:13:20.123456789Z") == pytest.approx(T0 + 0.123456)
+    assert parse_rfc3339("garbage") is None and parse_rfc3339(None) is None
+
+
+class FakeBackends:
+    """Prometheus alerts/rules and sink notifications, changed by the test between polls."""
+
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, Any]] = []
+        self.notifications: list[dict[str, Any]] = []
+        self.down = False
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            return httpx.Response(503, text="down")
+        if request.url.path == "/api/v1/rules":
+            rule = {"type": "alerting", "name": "SlowRequests", "duration": 2}
+            return httpx.Response(200, json={"status": "success",
+                                             "data": {"groups": [{"rules": [rule]}]}})
+        if request.url.path == "/api/v1/alerts":
+            return httpx.Response(200, json={"status": "success",
+                                             "data": {"alerts": self.alerts}})
+        if request.url.path == "/api/notifications":
+            return httpx.Response(200, content=json.dumps({"notifications":
+                                                           self.notifications}))
+        return httpx.Response(404)
+
+
+@pytest.mark.anyio
+async def test_the_watcher_emits_state_changes_at_source_times() -> None:
+    fake = FakeBackends()
+    events: list[Event] = []
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake)) as client:
+        watcher = AlertWatcher(events.append, alertname="SlowRequests",
+                               labels={"service": "web"},
+                               prometheus=PrometheusClient("http://prom", client),
+                               sink=SinkClient("http://sink", client), since=T0)
+        await watcher._rule_duration()
+        assert watcher.for_s == 2
+        labels = {"alertname": "SlowRequests", "service": "web"}
+        other = {"alertname": "SlowRequests", "service": "storage"}
+        fake.alerts = [{"labels": other, "state": "firing", "activeAt": "2023-11-14T22:13:00Z"}]
+        await watcher.poll_once()
+        assert events == []  # other labels: not this drill's alert
+        fake.alerts = [{"labels": labels, "state": "pending",
+                        "activeAt": "2023-11-14T22:13:21Z"}]
+        await watcher.poll_once()
+        fake.alerts[0]["state"] = "firing"
+        fake.notifications = [
+            {"received_at": T0 - 50, "status": "firing", "labels": labels},  # before the run
+            {"received_at": T0 + 3.5, "status": "firing", "labels": labels,
+             "fingerprint": "a"}]
+        await watcher.poll_once()
+        await watcher.poll_once()  # no change: no new events, the notification only once
+        fake.down = True
+        await watcher.poll_once()  # could not look: counted, not fatal
+        fake.down = False
+        fake.alerts = []
+        await watcher.poll_once()
+    kinds = [(type(e).__name__, getattr(e, "state", getattr(e, "status", None)))
+             for e in events]
+    assert kinds == [("AlertObserved", "pending"), ("AlertObserved", "firing"),
+                     ("NotificationObserved", "firing"), ("AlertObserved", "resolved")]
+    pending, firing, note = events[0], events[1], events[2]
+    assert pending.at == T0 + 1.0            # Prometheus' activeAt
+    assert firing.at == T0 + 3.0             # activeAt + for
+    assert note.at == T0 + 3.5               # arrival at the sink
+    assert "prometheus" in watcher.errors
