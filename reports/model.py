@@ -8,7 +8,8 @@ from typing import Any, Literal
 Status = Literal["pass", "fail", "error", "skipped"]
 Verdict = Literal["ready", "not_ready", "inconclusive"]
 
-REPORT_SCHEMA_VERSION = "1.0"
+# 1.1 added `links` and `comparison` (optional: 1.0 readers ignore them)
+REPORT_SCHEMA_VERSION = "1.1"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,15 @@ class CheckResult:
             "deadline_s": self.deadline_s, "anchor": self.anchor, "evidence": self.evidence,
             "settled_at": self.settled_at,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckResult:
+        """The inverse of :meth:`to_dict` (for reading a previous report.json)."""
+        return cls(name=data["name"], signal=data["signal"], status=data["status"],
+                   message=data.get("message", ""), severity=data.get("severity", "critical"),
+                   phase=data.get("phase", ""), latency_s=data.get("latency_s"),
+                   deadline_s=data.get("deadline_s"), anchor=data.get("anchor", ""),
+                   evidence=data.get("evidence") or {}, settled_at=data.get("settled_at"))
 
 
 def verdict_of(checks: list[CheckResult]) -> Verdict:
@@ -79,12 +89,30 @@ class Report:
     probes: list[dict[str, Any]] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
     stack: dict[str, Any] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    comparison: dict[str, Any] | None = None
+    drill: dict[str, Any] | None = None  # scenarios.drill: milestones, time to detect/notify
+    load: dict[str, Any] | None = None  # scenarios.load: Locust totals, RPS, p95
 
     @property
     def exit_code(self) -> int:
         return EXIT_CODES[self.verdict]
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """A report read back from its report.json (probe summaries are recomputed)."""
+        return cls(gate=data["gate"], target=data.get("target", ""),
+                   started_at=data["started_at"], finished_at=data["finished_at"],
+                   verdict=data["verdict"],
+                   checks=[CheckResult.from_dict(c) for c in data.get("checks", [])],
+                   partial=data.get("partial", False), reason=data.get("reason"),
+                   description=data.get("description", ""), phases=data.get("phases", []),
+                   faults=data.get("faults", []), probes=data.get("probe_results", []),
+                   timeline=data.get("timeline", []), stack=data.get("stack", {}),
+                   links=data.get("links") or {}, comparison=data.get("comparison"))
+
     def to_dict(self) -> dict[str, Any]:
+        """The report.json document (docs/report-schema.json)."""
         return {
             "schema_version": REPORT_SCHEMA_VERSION,
             "gate": self.gate, "target": self.target, "verdict": self.verdict,
@@ -96,10 +124,15 @@ class Report:
             "phases": self.phases, "faults": self.faults,
             "probes": probe_summary(self.probes), "probe_results": self.probes,
             "timeline": self.timeline, "stack": self.stack,
+            "links": self.links, "comparison": self.comparison,
+            # optional blocks of runs with a fault or load (absent otherwise)
+            **({"drill": self.drill} if self.drill is not None else {}),
+            **({"load": self.load} if self.load is not None else {}),
         }
 
 
 def summarize(checks: list[CheckResult]) -> dict[str, int]:
+    """How many checks ended in each status."""
     out = {"pass": 0, "fail": 0, "error": 0, "skipped": 0}
     for c in checks:
         out[c.status] += 1

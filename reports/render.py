@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 from reports.model import CheckResult, Report
 
@@ -63,7 +64,35 @@ def render_markdown(report: Report) -> str:
             held = f"{end - f['started_at']:.1f}s" if end else "still active at report time"
             lines.append(f"- `{f['kind']}` on **{f['service']}** ({f.get('summary', '')}), "
                          f"held {held}, removed by {f.get('end_reason', '?')}")
+    if report.comparison:
+        lines += _comparison_md(report.comparison)
     return "\n".join(lines) + "\n"
+
+
+def _secs(value: object) -> str:
+    return "—" if not isinstance(value, int | float) else f"{value:.2f}s"
+
+
+def _comparison_md(cmp: dict[str, Any]) -> list[str]:
+    prev = cmp.get("previous", {})
+    when = _ts(prev["started_at"]) if isinstance(prev.get("started_at"), int | float) else "?"
+    lines = ["", "### Compared with the previous run", "",
+             f"Previous: **{_VERDICT.get(prev.get('verdict', ''), '?')}** at {when}.", ""]
+    regressions = cmp.get("regressions") or []
+    if regressions:
+        lines += ["**Regressions:**", ""] + [f"- ❗ {_cell(r)}" for r in regressions] + [""]
+    else:
+        lines += ["No regressions.", ""]
+    lines += ["| check | before | now | latency before | now | Δ | trend (oldest → now) |",
+              "|---|---|---|---|---|---|---|"]
+    for row in cmp.get("checks", []):
+        delta = row.get("latency_delta_s")
+        d = "—" if delta is None else f"{delta:+.2f}s" + (" ❗" if row.get("regressed") else "")
+        trend = " → ".join("—" if v is None else f"{v:.2f}" for v in row.get("trend", []))
+        lines.append(f"| {_cell(row['name'])} | {row.get('before') or 'new'} | {row['now']} | "
+                     f"{_secs(row.get('latency_before'))} | {_secs(row.get('latency_now'))} | "
+                     f"{d} | {trend} |")
+    return lines
 
 
 def render_console(report: Report, out_dir: str | None = None) -> str:
@@ -82,5 +111,5 @@ def render_console(report: Report, out_dir: str | None = None) -> str:
         tail += f" — {report.reason}"
     out = ["", *rows, "", tail]
     if out_dir:
-        out.append(f"report: {out_dir}/report.md (also report.json)")
+        out.append(f"report: {out_dir}/report.html (also report.md, report.json, junit.xml)")
     return "\n".join(out) + "\n"

@@ -8,12 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from readygate import redact
+from reports.html import render_html
+from reports.junit import render_junit
 from reports.model import Report
 from reports.render import render_json, render_markdown
 
 RENDERERS: dict[str, Callable[[Report], str]] = {
     "report.json": render_json,
+    "junit.xml": render_junit,
     "report.md": render_markdown,
+    "report.html": render_html,
 }
 
 
@@ -29,12 +33,22 @@ def write_reports(report: Report, out_dir: str | Path) -> list[Path]:
     return written
 
 
+def archive_report(report: Report, history_dir: str | Path) -> Path:
+    """Keep this run's report.json in the history directory (for later comparisons)."""
+    from reports.history import history_path
+    path = history_path(history_dir, report)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, redact.scrub(render_json(report)))
+    return path
+
+
 def _atomic_write(path: Path, text: str) -> None:
     # a report is never half-written, even when the run is killed while writing it
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports are read by CI viewers and people
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

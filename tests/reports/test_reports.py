@@ -48,7 +48,7 @@ def test_markdown_and_console_name_the_failing_check() -> None:
     assert md.startswith("## readygate: release — **NOT READY**")
     assert "| ❌ | trace spans web+storage |" in md
     console = render_console(r, "out/x")
-    assert "verdict: NOT READY (exit code 1)" in console and "out/x/report.md" in console
+    assert "verdict: NOT READY (exit code 1)" in console and "out/x/report.html" in console
     assert "1.23s" in console
 
 

@@ -1,0 +1,1 @@
+"""Gate suites: pytest files with custom checks, run with `pytest gates/suites`."""
