@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= out/demo
 
-.PHONY: demo test test-fast lint typecheck check os-deps venv clean
+.PHONY: demo test test-fast lint typecheck check bench os-deps venv clean
 
 demo: os-deps venv
 	$(BIN)/readygate demo --out $(OUT)
@@ -24,6 +24,15 @@ typecheck: venv
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+# Every benchmark in BENCHMARKS.md, one after the other (about 6 min on 2 cores).
+bench: os-deps venv
+	$(BIN)/python -m bench.time_to_verdict --runs 10
+	$(BIN)/python -m bench.demo_wall --runs 3
+	$(BIN)/python -m bench.render
+	$(BIN)/python -m bench.probe_throughput
+	$(BIN)/python -m bench.scheduler_scale
+	$(BIN)/python -m bench.browser_overhead --runs 10
 
 os-deps:
 	@bash scripts/install-os-deps.sh
