@@ -22,7 +22,8 @@ import shutil
 import socket
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -58,6 +59,8 @@ PYTHON_SERVICE_TIMEOUT_S = 30.0
 BINARY_READY_TIMEOUT_S = 20.0
 # Prometheus applies discovery on a 5 s tick; a slow machine can miss the first one.
 DISCOVERY_TIMEOUT_S = 30.0
+# After a reconfigure: the previous run's alerts resolve within a rate window or two.
+QUIET_TIMEOUT_S = 60.0
 POLL_S = 0.05
 
 
@@ -259,6 +262,16 @@ class DemoStack:
         names = ("sink", "storage", "proxy", "web", "alertmanager", "prometheus")
         return {name: self.log_dir / f"{name}.log" for name in names}
 
+    @property
+    def rules_path(self) -> Path:
+        """The alert rules Prometheus loads (runbook links filled in once web is up)."""
+        return self.workdir / "prometheus" / "rules" / "alerts.yml"
+
+    @property
+    def alertmanager_config_path(self) -> Path:
+        """The Alertmanager config the stack runs with (for alert-hygiene checks)."""
+        return self.workdir / "alertmanager" / "alertmanager.yml"
+
     def log_tail(self, name: str, lines: int = 15) -> str:
         """The last lines of a component's log ('' if it has none)."""
         path = self.log_dir / f"{name}.log"
@@ -312,6 +325,105 @@ class DemoStack:
                     failures.append(f"{proc.name} (pid {proc.pid}): {exc}")
         if failures:
             raise StackError("could not stop " + "; ".join(failures))
+
+    def kill_component(self, name: str) -> int:
+        """SIGKILL one running component (a backend dying mid-run, for tests); its PID."""
+        proc = next((p for p in self._procs.procs if p.name == name and p.alive()), None)
+        if proc is None or proc.proc is None:
+            raise StackError(f"no running component named {name!r}")
+        proc.proc.kill()
+        proc.proc.wait(5)
+        return proc.proc.pid
+
+    async def reconfigure(self, *, sabotage: tuple[str, ...] = (), rules_text: str | None = None,
+                          alertmanager_config_text: str | None = None,
+                          quiet_timeout_s: float = QUIET_TIMEOUT_S) -> None:
+        """Swap sabotage knobs, alert rules and Alertmanager config on the running stack.
+
+        web and storage restart on their own ports with the new knobs (so Prometheus, the
+        proxy and the runbook links need no rediscovery); the rules and the Alertmanager
+        config are hot-reloaded. ``None`` means the demo's own. Returns once Prometheus
+        scrapes both services again and no alert is pending or firing, so the next gate
+        starts from a clean state (bounded by ``quiet_timeout_s``).
+        """
+        urls = self.urls
+        if urls is None:
+            raise StackError("reconfigure needs a started stack")
+        self.options = replace(self.options, sabotage=tuple(sabotage), rules_text=rules_text,
+                               alertmanager_config_text=alertmanager_config_text)
+        self._check_sabotage()
+        rules = rules_text if rules_text is not None else default_rules_text()
+        am = alertmanager_config_text if alertmanager_config_text is not None else \
+            _default_alertmanager_config(self.options.group_interval_s)
+        prom_dir, am_dir = self.workdir / "prometheus", self.workdir / "alertmanager"
+        binaries = {name: require_binary(name) for name in _BINARIES}
+        # Validate before touching anything: a rejected config must not half-apply.
+        (prom_dir / "rules" / "alerts.yml").write_text(rules, encoding="utf-8")
+        (am_dir / "alertmanager.yml").write_text(am, encoding="utf-8")
+        await self._validate(binaries, prom_dir, am_dir)
+        (prom_dir / "rules" / "alerts.yml").write_text(
+            fill_placeholders(rules, web_url=urls.web, sink_url=urls.sink), encoding="utf-8")
+        (am_dir / "alertmanager.yml").write_text(
+            fill_placeholders(am, web_url=urls.web, sink_url=urls.sink), encoding="utf-8")
+
+        knobs = ",".join(self.options.sabotage)
+        for name in ("web", "storage"):
+            old = next(p for p in self._procs.procs if p.name == name)
+            old.stop()
+            self._stopped_pids.extend([old.pid] if old.pid is not None else [])
+            self._procs.procs.remove(old)
+        port = {name: str(urlsplit(getattr(urls, name)).port) for name in ("web", "storage")}
+        storage, web = await asyncio.gather(
+            start_python_service(self._procs, "storage", "demo.storage",
+                                 ["--sink-url", urls.sink, "--port", port["storage"]],
+                                 env={"DEMO_SABOTAGE": knobs}, log_dir=self.log_dir,
+                                 timeout=PYTHON_SERVICE_TIMEOUT_S),
+            start_python_service(self._procs, "web", "demo.web",
+                                 ["--storage-url", urls.proxy, "--sink-url", urls.sink,
+                                  "--port", port["web"]],
+                                 env={"DEMO_PASSWORD": self.options.password,
+                                      "DEMO_SABOTAGE": knobs},
+                                 log_dir=self.log_dir, timeout=PYTHON_SERVICE_TIMEOUT_S))
+        restarted_at = time.time()
+        if (web.url, storage.url) != (urls.web, urls.storage):
+            raise StackError(f"web/storage came back on other ports ({web.url}, {storage.url})")
+        async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
+            for name, url in (("prometheus", urls.prometheus), ("alertmanager",
+                                                                urls.alertmanager)):
+                resp = await client.post(url + "/-/reload")
+                if resp.status_code != 200:
+                    raise StackError(f"{name} rejected the reload: {resp.text.strip()[:200]}")
+            # Scrapes from before the restart still show the old process as "up": wait for
+            # one of the new processes, or a check may judge the old series.
+            await self.wait_quiet(client, quiet_timeout_s, scraped_after=restarted_at)
+        self.progress(f"stack reconfigured: sabotage {knobs or 'none'}")
+
+    async def wait_quiet(self, client: httpx.AsyncClient, timeout_s: float = QUIET_TIMEOUT_S,
+                         *, scraped_after: float = 0.0) -> None:
+        """Wait until Prometheus scraped web and storage (after ``scraped_after``, wall clock)
+        and no alert is pending or firing."""
+        urls = self.urls
+        assert urls is not None
+        deadline = time.monotonic() + timeout_s
+        problem = "no answer yet"
+        while time.monotonic() < deadline:
+            self._ensure_alive()
+            problem = await self._discovery_problem(client, urls.prometheus, urls.alertmanager)
+            if not problem:
+                problem = await _stale_scrape(client, urls.prometheus, scraped_after)
+            if not problem:
+                try:
+                    alerts = (await client.get(urls.prometheus + "/api/v1/alerts")
+                              ).json()["data"]["alerts"]
+                except (httpx.HTTPError, ValueError, KeyError) as exc:
+                    alerts, problem = [], f"alerts API not answering ({exc!r})"
+                if alerts:
+                    problem = "still active: " + ", ".join(
+                        f"{a['labels'].get('alertname')} ({a.get('state')})" for a in alerts)
+                elif not problem:
+                    return
+            await asyncio.sleep(POLL_S * 4)
+        raise StackError(f"the stack did not settle within {timeout_s:.0f}s: {problem}")
 
     async def __aenter__(self) -> StackUrls:
         return await self.start()
@@ -563,3 +675,29 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _default_alertmanager_config(group_interval_s: float) -> str:
+    # reconfigure()'s keyword argument shadows the module-level function's name
+    return alertmanager_config_text(group_interval_s=group_interval_s)
+
+
+async def _stale_scrape(client: httpx.AsyncClient, prometheus: str, after: float) -> str:
+    """Which of web and storage Prometheus has not scraped since ``after`` ('' if none)."""
+    try:
+        targets = (await client.get(prometheus + "/api/v1/targets",
+                                    params={"state": "active"})).json()["data"]["activeTargets"]
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        return f"targets API not answering ({exc!r})"
+    for target in targets:
+        job = target.get("labels", {}).get("job")
+        if job not in ("web", "storage"):
+            continue
+        try:
+            last = datetime.fromisoformat(str(target.get("lastScrape")).replace("Z", "+00:00"))
+        except ValueError:
+            return f"target {job}: no scrape yet"
+        # the scrape's start time: it must begin after the restart to see the new process
+        if last.timestamp() <= after or target.get("health") != "up":
+            return f"target {job} not scraped since the restart"
+    return ""
