@@ -321,7 +321,7 @@ def render_table(outcomes: list[Outcome], *, gate: str, fast: bool, wall_s: floa
         "",
         "```",
         "readygate selftest --write-docs docs/selftest.md        # this page: 10 healthy runs",
-        "readygate selftest --fast --healthy-runs 2 --out out/selftest   # what CI runs",
+        "readygate selftest --fast --healthy-runs 2 --parallel 3 --out out/selftest  # as CI",
         "readygate selftest --only leak_password --healthy-runs 0       # one defect",
         "```",
         "",

@@ -47,6 +47,14 @@ def test_demo_without_the_high_error_rate_rule_is_not_ready_naming_the_alert(
         group["rules"] = [r for r in group["rules"] if r.get("alert") != "HighErrorRate"]
     rules_file = tmp_path / "rules.yml"
     rules_file.write_text(yaml.safe_dump(rules))
+    # Only the alert path: the sabotage matrix (tests/selftest) judges the whole gate with
+    # this rule missing; here the point is that `--rules` reaches Prometheus.
+    config = yaml.safe_load(fast_config_path.read_text())
+    gate = config["gates"]["release"]
+    gate["checks"] = [c for c in gate["checks"]
+                      if c["signal"] in ("no_alert", "alert", "notification")
+                      and c.get("phase", "fault") in ("baseline", "fault")]
+    fast_config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     run = run_demo(tmp_path, "--config", str(fast_config_path), "--rules", str(rules_file))
     assert run.returncode == 1, run.stdout + run.stderr[-3000:]
     assert run.report["verdict"] == "not_ready"
@@ -55,16 +63,6 @@ def test_demo_without_the_high_error_rate_rule_is_not_ready_naming_the_alert(
     assert "no alerting rule named HighErrorRate is loaded in Prometheus" in alert["message"]
     assert run.check("notification", "fault")["status"] == "fail"
     assert_all_stopped(run.report["stack"]["pids"])
-
-
-def test_demo_without_trace_propagation_fails_the_trace_check(
-        tmp_path: Path, fast_config_path: Path) -> None:
-    run = run_demo(tmp_path, "--config", str(fast_config_path), "--sabotage", "no_propagation")
-    assert run.returncode == 1, run.stdout + run.stderr[-3000:]
-    trace = run.check("trace")
-    assert trace["status"] == "fail"
-    assert "from web only; missing storage" in trace["message"]
-    assert run.check("alert")["status"] == "pass"  # only the broken part fails
 
 
 def test_sigint_during_the_fault_rolls_back_and_writes_a_partial_report(tmp_path: Path) -> None:
