@@ -507,13 +507,32 @@ def create_app(db: SinkDB) -> Starlette:
             " WHERE trace_id = ? ORDER BY start_unix_nano, id"), (trace_id,))
         return JSONResponse({"trace_id": trace_id, "spans": rows})
 
-    async def get_logs(request: Request) -> Response:
-        q = request.query_params
-        where, params = [], []
-        for key in ("trace_id", "request_id", "service"):
+    def equals(q: Any, keys: tuple[str, ...]) -> tuple[list[str], list[Any]]:
+        """``key = ?`` filters for the query parameters given (trace ids compare lowercase)."""
+        where: list[str] = []
+        params: list[Any] = []
+        for key in keys:
             if q.get(key):
                 where.append(f"{key} = ?")
                 params.append(q[key].lower() if key == "trace_id" else q[key])
+        return where, params
+
+    async def select(request: Request, table: str, columns: str, where: list[str],
+                     params: list[Any]) -> Response:
+        """The filtered rows of ``table`` in arrival order, under ``{table: [...]}``."""
+        try:
+            limit = _limit(request)
+        except BadPayload as exc:
+            return bad(exc)
+        sql = (f"SELECT {columns} FROM {table}"
+               + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY received_at, id LIMIT ?")
+        rows = await run(db.query, sql, (*params, limit))
+        return JSONResponse({table: rows})
+
+    async def get_logs(request: Request) -> Response:
+        q = request.query_params
+        where, params = equals(q, ("trace_id", "request_id", "service"))
         if q.get("level"):
             where.append("UPPER(severity_text) = ?")
             params.append(q["level"].upper())
@@ -521,59 +540,27 @@ def create_app(db: SinkDB) -> Starlette:
             # Attributes too: a secret scan must see a password logged as a field.
             where.append("(INSTR(body, ?) > 0 OR INSTR(attributes, ?) > 0)")
             params += [q["contains"], q["contains"]]
-        try:
-            limit = _limit(request)
-        except BadPayload as exc:
-            return bad(exc)
-        sql = ("SELECT received_at, time_unix_nano, service, severity_text, severity_number,"
-               " body, trace_id, span_id, attributes FROM logs"
-               + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY received_at, id LIMIT ?")
-        rows = await run(db.query, sql, (*params, limit))
-        return JSONResponse({"logs": rows})
+        return await select(request, "logs", "received_at, time_unix_nano, service, "
+                            "severity_text, severity_number, body, trace_id, span_id, attributes",
+                            where, params)
 
     async def get_errors(request: Request) -> Response:
-        q = request.query_params
-        where, params = [], []
-        for key in ("trace_id", "service", "request_id"):
-            if q.get(key):
-                where.append(f"{key} = ?")
-                params.append(q[key].lower() if key == "trace_id" else q[key])
-        try:
-            limit = _limit(request)
-        except BadPayload as exc:
-            return bad(exc)
-        sql = ("SELECT received_at, event_id, service, level, message, exception_type,"
-               " trace_id, request_id, event FROM errors"
-               + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY received_at, id LIMIT ?")
-        rows = await run(db.query, sql, (*params, limit))
-        return JSONResponse({"errors": rows})
+        where, params = equals(request.query_params, ("trace_id", "service", "request_id"))
+        return await select(request, "errors", "received_at, event_id, service, level, message, "
+                            "exception_type, trace_id, request_id, event", where, params)
 
     async def get_notifications(request: Request) -> Response:
         q = request.query_params
-        where: list[str] = []
-        params: list[Any] = []
-        for key in ("alertname", "status", "receiver"):
-            if q.get(key):
-                where.append(f"{key} = ?")
-                params.append(q[key])
+        where, params = equals(q, ("alertname", "status", "receiver"))
         if q.get("since"):
             try:
                 params.append(float(q["since"]))
             except ValueError:
                 return bad(BadPayload(f"since must be unix seconds, got {q['since']!r}"))
             where.append("received_at >= ?")
-        try:
-            limit = _limit(request)
-        except BadPayload as exc:
-            return bad(exc)
-        sql = ("SELECT received_at, receiver, status, alertname, labels, annotations,"
-               " starts_at, ends_at, fingerprint FROM notifications"
-               + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY received_at, id LIMIT ?")
-        rows = await run(db.query, sql, (*params, limit))
-        return JSONResponse({"notifications": rows})
+        return await select(request, "notifications", "received_at, receiver, status, "
+                            "alertname, labels, annotations, starts_at, ends_at, fingerprint",
+                            where, params)
 
     async def stats(request: Request) -> Response:
         return JSONResponse(await run(db.counts))
