@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
@@ -12,7 +12,18 @@ from chaos.faults import FaultRecord, FaultSpec, parse_spec, spec_to_json
 from chaos.tcpfaults import TcpFaultRecord, TcpFaultSpec, parse_tcp_spec
 from readygate.errors import BackendError, ConfigError
 
+_RECORD = TypeAdapter(FaultRecord)
 _RECORDS = TypeAdapter(list[FaultRecord])
+_T = TypeVar("_T")
+
+
+def _validated(adapter: TypeAdapter[_T], body: Any, where: str) -> _T:
+    """The proxy's answer as a typed record, or a one-line BackendError saying where."""
+    try:
+        return adapter.validate_python(body)
+    except ValidationError as exc:
+        raise BackendError(f"{where}: unexpected answer ({exc.error_count()} field errors)"
+                           ) from None
 
 
 class FaultProxyClient:
@@ -95,18 +106,10 @@ class FaultProxyClient:
             raise BackendError(f"{where}: {action}: answer is not JSON") from None
 
     def _record(self, body: Any, action: str) -> FaultRecord:
-        try:
-            return FaultRecord.model_validate(body)
-        except ValidationError as exc:
-            raise BackendError(f"fault proxy {self.base_url}: {action}: unexpected answer"
-                               f" ({exc.error_count()} field errors)") from None
+        return _validated(_RECORD, body, f"fault proxy {self.base_url}: {action}")
 
     def _records(self, body: Any, action: str) -> list[FaultRecord]:
-        try:
-            return _RECORDS.validate_python(body)
-        except ValidationError as exc:
-            raise BackendError(f"fault proxy {self.base_url}: {action}: unexpected answer"
-                               f" ({exc.error_count()} field errors)") from None
+        return _validated(_RECORDS, body, f"fault proxy {self.base_url}: {action}")
 
 
 def _error_message(resp: httpx.Response) -> str:
@@ -121,6 +124,7 @@ def _error_message(resp: httpx.Response) -> str:
     return text[:200] or f"HTTP {resp.status_code}"
 
 
+_TCP_RECORD = TypeAdapter(TcpFaultRecord)
 _TCP_RECORDS = TypeAdapter(list[TcpFaultRecord])
 
 
@@ -175,15 +179,7 @@ class TcpProxyClient:
                              "list faults")
 
     def _record(self, body: Any, action: str) -> TcpFaultRecord:
-        try:
-            return TcpFaultRecord.model_validate(body)
-        except ValidationError as exc:
-            raise BackendError(f"tcp fault proxy {self.base_url}: {action}: unexpected answer"
-                               f" ({exc.error_count()} field errors)") from None
+        return _validated(_TCP_RECORD, body, f"tcp fault proxy {self.base_url}: {action}")
 
     def _records(self, body: Any, action: str) -> list[TcpFaultRecord]:
-        try:
-            return _TCP_RECORDS.validate_python(body)
-        except ValidationError as exc:
-            raise BackendError(f"tcp fault proxy {self.base_url}: {action}: unexpected answer"
-                               f" ({exc.error_count()} field errors)") from None
+        return _validated(_TCP_RECORDS, body, f"tcp fault proxy {self.base_url}: {action}")
