@@ -889,11 +889,9 @@ def _to_python(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: str) -> A
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            try:
-                key = _Loader(key_node.value).construct_object(key_node) \
-                    if not isinstance(key_node, yaml.ScalarNode) else key_node.value
-            except (yaml.YAMLError, TypeError):
-                key = None  # an unhashable or unbuildable key: refused just below
+            # A mapping or list used as a key is never a config key: refuse it without
+            # building it (building `{{}}`'s key crashed inside PyYAML).
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str):
                 raise ConfigError("keys must be strings", path=path,
                                   line=key_node.start_mark.line + 1, key=_dotted(loc) or None)
