@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, python, start_ready
+from core.procs import ManagedProcess
 from probes.browser import LAUNCH_ARGS, VITALS_JS, run_browser
 from probes.spec import BrowserSettings, parse_journeys
-from readygate.procs import ManagedProcess
 
 CHROMIUM = "/usr/bin/chromium"
 EXAMPLE = ROOT / "probes" / "examples" / "demo.yaml"
@@ -83,7 +83,7 @@ async def main(args: argparse.Namespace) -> int:
         settings = BrowserSettings(executable_path=CHROMIUM, artifacts_dir=str(tmp / "art"))
         started: list[ManagedProcess] = []
         try:
-            sink = await start_ready("sink", python("demo.sink", "--db", str(tmp / "s.db")), tmp)
+            sink = await start_ready("sink", python("sink.server", "--db", str(tmp / "s.db")), tmp)
             started.append(sink)
             assert sink.url is not None
             storage = await start_ready("storage", python("demo.storage", "--sink-url",

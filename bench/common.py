@@ -1,6 +1,6 @@
 """Helpers shared by the benchmarks: pinned child processes, /proc readings, quantiles.
 
-Every child is started through :class:`readygate.procs.ManagedProcess` (its own session,
+Every child is started through :class:`core.procs.ManagedProcess` (its own session,
 ``PR_SET_PDEATHSIG``, stopped by PID), so a benchmark that crashes leaves nothing behind.
 """
 
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from readygate.procs import ManagedProcess
+from core.procs import ManagedProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")

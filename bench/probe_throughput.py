@@ -25,7 +25,7 @@ import httpx
 
 from bench.common import cores, cpu_seconds, machine, pin_self, pinned, python, start_ready
 from bench.loadgen import run_load
-from readygate.procs import ManagedProcess
+from core.procs import ManagedProcess
 
 BLACKBOX = "prometheus-blackbox-exporter"
 BLACKBOX_CONFIG = """\

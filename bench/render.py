@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from readygate import redact
+from core import redact
 from reports.writer import RENDERERS, write_reports
 from tests.reports.conftest import make_check, make_report, many_probes
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from readygate.serve import announce, bind_socket, socket_url
+from core.serve import announce, bind_socket, socket_url
 
 BODY = b"ok\n"
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from readygate.config import Fault
-from readygate.errors import ReadygateError
+from chaos.config import Fault
+from core.errors import ReadygateError
 
 
 class FaultError(ReadygateError):

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from chaos.faults import FaultRecord, FaultSpec, parse_spec, spec_to_json
 from chaos.tcpfaults import TcpFaultRecord, TcpFaultSpec, parse_tcp_spec
-from readygate.errors import BackendError, ConfigError
+from core.errors import BackendError, ConfigError
 
 _RECORD = TypeAdapter(FaultRecord)
 _RECORDS = TypeAdapter(list[FaultRecord])

@@ -32,7 +32,7 @@ from chaoslib.rollback import run_rollbacks
 from chaoslib.run import Runner
 from chaoslib.types import Strategy
 
-from readygate import redact
+from core import redact
 
 Verdict = Literal["pass", "fail", "error"]
 

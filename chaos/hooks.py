@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chaos.base import FaultError, InjectedFault
+from chaos.config import CommandFault, Fault
 from chaos.watchdog import start_watchdog, stop_watchdog
-from readygate import redact
-from readygate.config import CommandFault, Fault
-from readygate.errors import ConfigError
+from core import redact
+from core.errors import ConfigError
 
 _OUTPUT_LIMIT = 4000
 

@@ -13,9 +13,10 @@ import httpx
 
 from chaos.base import FaultInjector, InjectedFault
 from chaos.client import FaultProxyClient, TcpProxyClient
+from chaos.config import Fault, HttpFault, TcpFault
 from chaos.tcpfaults import TCP_KINDS
-from readygate.config import Fault, HttpFault, Target, TcpFault
-from readygate.errors import ConfigError
+from core.errors import ConfigError
+from core.target import Target
 
 
 def fault_spec(fault: HttpFault) -> dict[str, Any]:

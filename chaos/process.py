@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chaos.base import FaultError, InjectedFault
+from chaos.config import Fault, ProcessFault
 from chaos.watchdog import process_starttime, start_watchdog, stop_watchdog
-from readygate.config import Fault, ProcessFault, ProcessTarget
-from readygate.errors import ConfigError
+from core.errors import ConfigError
+from core.target import ProcessTarget
 
 _SIGNALS = {"stop": signal.SIGSTOP, "kill": signal.SIGKILL, "term": signal.SIGTERM}
 

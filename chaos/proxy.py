@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from chaos.faults import CONTROL_PREFIX, DEFAULT_MAX_TTL_S, FaultRecord, FaultTable
-from readygate.serve import run_asgi
+from core.serve import run_asgi
 
 log = logging.getLogger("chaos.proxy")
 

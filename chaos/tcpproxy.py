@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from chaos.faults import DEFAULT_MAX_TTL_S
 from chaos.tcpfaults import TcpFaultRecord, TcpFaultTable
-from readygate.serve import bind_socket, run_asgi
+from core.serve import bind_socket, run_asgi
 
 log = logging.getLogger("chaos.tcpproxy")
 

@@ -19,9 +19,10 @@ from typing import Any
 import httpx
 
 from chaos.base import InjectedFault
+from chaos.config import Fault, ToxiproxyFault
 from chaos.watchdog import start_watchdog, stop_watchdog
-from readygate.config import Fault, ToxiproxyFault, ToxiproxyTarget
-from readygate.errors import BackendError, ConfigError
+from core.errors import BackendError, ConfigError
+from core.target import ToxiproxyTarget
 
 
 class ToxiproxyClient:

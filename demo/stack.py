@@ -32,8 +32,8 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
-from readygate.errors import ConfigError, EnvironmentProblem, StackError
-from readygate.procs import ManagedProcess, ProcessSet, start_python_service
+from core.errors import ConfigError, EnvironmentProblem, StackError
+from core.procs import ManagedProcess, ProcessSet, start_python_service
 
 RULES_PATH = Path(__file__).parent / "rules" / "alerts.yml"
 """The demo's shipped alert rules."""
@@ -534,7 +534,7 @@ class DemoStack:
             self.progress(f"{name} ready at {managed.url} ({self.timings[name]:.1f}s)")
             return managed.url
 
-        urls["sink"] = await service("sink", "demo.sink",
+        urls["sink"] = await service("sink", "sink.server",
                                      ["--db", str(self.workdir / "sink" / "sink.db")])
         sink_url.set_result(urls["sink"])
         urls["storage"] = await service("storage", "demo.storage",

@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from core.serve import run_asgi
 from demo.telemetry import ObservabilityMiddleware, Telemetry, sabotage_or_exit
-from readygate.serve import run_asgi
 
 
 def create_app(telemetry: Telemetry) -> Starlette:

@@ -33,8 +33,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from core.serve import run_asgi
 from demo.telemetry import ObservabilityMiddleware, Telemetry, sabotage_or_exit
-from readygate.serve import run_asgi
 
 SESSION_COOKIE = "session"
 CSRF_COOKIE = "csrftoken"

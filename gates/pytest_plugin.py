@@ -27,11 +27,16 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 
+from core import redact
+from core.config import parse_model, read_text
+from core.errors import ConfigError
+from core.target import Target
+from gates.backends.config import Backends
 from gates.backends.registry import ContextBackends, build_all
 from gates.context import Anchors, CheckContext
-from readygate.config import Config, Target, load_config, parse_config
-from readygate.errors import ConfigError
+from probes.config import Probes
 from reports.model import Report
 
 T = TypeVar("T")
@@ -202,23 +207,53 @@ def phases(readygate_report: Report) -> dict[str, tuple[float, float | None]]:
     return {p["phase"]: (p["started_at"], p.get("finished_at")) for p in readygate_report.phases}
 
 
+class SuiteConfig(BaseModel):
+    """What the gate suites read of readygate.yaml: target, backends and probes.
+
+    Other sections (gates, demo, ...) are the CLI's business and are ignored here.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    target: Target = Field(default_factory=Target)
+    backends: Backends = Field(default_factory=Backends)
+    probes: Probes = Field(default_factory=Probes)
+
+    def secrets(self) -> list[str]:
+        """The secret values of these sections (registered for redaction)."""
+        out = [] if self.target.credentials.password is None else \
+            [self.target.credentials.password.get_secret_value()]
+        for backend in (self.backends.prometheus, self.backends.alertmanager, self.backends.sink,
+                        *self.backends.by_signal().values()):
+            if backend is not None and backend.token is not None:
+                out.append(backend.token.get_secret_value())
+        return out
+
+
+def _suite_config(text: str, path: str) -> SuiteConfig:
+    config, _ = parse_model(text, path, SuiteConfig)
+    redact.register(*config.secrets())
+    return config
+
+
 @pytest.fixture(scope="session")
-def readygate_config(request: pytest.FixtureRequest, readygate_run: dict[str, Any]) -> Config:
+def readygate_config(request: pytest.FixtureRequest,
+                     readygate_run: dict[str, Any]) -> SuiteConfig:
     """Target and backends of the run (secrets come back from the environment)."""
     if "config" in readygate_run:
         try:
-            return parse_config(json.dumps(readygate_run["config"]), "<readygate run file>")
+            return _suite_config(json.dumps(readygate_run["config"]), "<readygate run file>")
         except ConfigError as exc:
             pytest.skip(f"cannot rebuild the run's config: {exc}")
     path = request.config.getoption("readygate_config")
     if not path:
         pytest.skip("this report.json carries no target or backends: pass "
                     "--readygate-config FILE (or set READYGATE_CONFIG)")
-    return load_config(path)
+    return _suite_config(read_text(path), str(path))
 
 
 @pytest.fixture(scope="session")
-def target(readygate_config: Config) -> Target:
+def target(readygate_config: SuiteConfig) -> Target:
     """The system under test: services, environment, credentials (redacted)."""
     return readygate_config.target
 
@@ -247,7 +282,7 @@ def run_async() -> Iterator[AsyncRunner]:
 
 
 @pytest.fixture(scope="session")
-def backends(readygate_config: Config, run_async: AsyncRunner) -> Iterator[ContextBackends]:
+def backends(readygate_config: SuiteConfig, run_async: AsyncRunner) -> Iterator[ContextBackends]:
     """Backend clients built by readygate's registry from the run's ``backends:``."""
     if not readygate_config.backends.by_signal() and not any(
             (readygate_config.backends.prometheus, readygate_config.backends.sink,

@@ -19,13 +19,28 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 
-from readygate.config import Config, resolve_path
-from readygate.procs import _die_with_parent  # the child must not outlive a SIGKILLed run
+from core.config import resolve_path
+from core.procs import _die_with_parent  # the child must not outlive a SIGKILLed run
+from core.target import Target
+from gates.backends.config import Backends
+from probes.config import Probes
 from reports.model import CheckResult, Report
+
+
+class SuiteSections(Protocol):
+    """The config sections a suite run hands to the child: any root config has them."""
+
+    @property
+    def target(self) -> Target: ...
+    @property
+    def backends(self) -> Backends: ...
+    @property
+    def probes(self) -> Probes: ...
+
 
 SIGNAL = "pytest"
 PHASE = "pytest"
@@ -33,7 +48,7 @@ _SECRET_ENV = "READYGATE_SUITE_SECRET_"
 _MESSAGE_MAX = 500
 
 
-def run_document(report: Report, config: Config) -> tuple[dict[str, Any], dict[str, str]]:
+def run_document(report: Report, config: SuiteSections) -> tuple[dict[str, Any], dict[str, str]]:
     """The run file's content and the environment holding its secrets.
 
     Every secret value (password, tokens) is replaced by ``${READYGATE_SUITE_SECRET_n}``;
@@ -82,7 +97,7 @@ def to_check_results(data: dict[str, Any], suites: list[str]) -> list[CheckResul
     return out
 
 
-async def run_suites(suites: list[str], report: Report, config: Config, *,
+async def run_suites(suites: list[str], report: Report, config: SuiteSections, *,
                      timeout_s: float) -> list[CheckResult]:
     """Run the suites in a child pytest; one check result per test (errors never pass).
 

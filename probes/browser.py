@@ -23,11 +23,11 @@ from typing import Any
 
 import httpx
 
+from core.redact import MASK
 from probes.correlation import Correlation
 from probes.http import RunState, Undefined, content_bytes
 from probes.model import ProbeResult, StepResult
 from probes.spec import BrowserJourney, BrowserSettings, BrowserStep
-from readygate.redact import MASK
 
 # From FIELD-NOTES: without the background-networking flags Chromium keeps calling home.
 LAUNCH_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu",

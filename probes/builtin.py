@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import ConfigError
 from probes.spec import BuiltinParams, HttpJourney, Step
-from readygate.errors import ConfigError
 
 CSRF_FIELD_RE = r"""name=['"]csrf_token['"]\s+value=['"]([^'"]+)['"]"""
 

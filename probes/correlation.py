@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from readygate import __version__
+from core import __version__
 
 
 def new_trace_id() -> str:

@@ -23,13 +23,13 @@ from typing import Any
 
 import httpx
 
+from core import redact
+from core.redact import MASK
 from probes import jsonpath
 from probes.correlation import Correlation
 from probes.model import ProbeResult, StepResult
 from probes.spec import VAR_RE, Content, Expect, Extract, HttpJourney, Step
 from probes.timing import PhaseTrace, cert_expiry
-from readygate import redact
-from readygate.redact import MASK
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import httpx
 
+from core.errors import ConfigError
 from probes.builtin import builtin, expand
 from probes.correlation import Correlation
 from probes.http import run_http
 from probes.model import ProbeResult
 from probes.spec import BUILTINS, BrowserJourney, BrowserSettings, HttpJourney, JourneysFile
-from readygate.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from core import redact
 from probes.journeys import Journey
 from probes.model import ProbeResult
-from readygate import redact
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 # Start lateness of every run (the per-journey gauge keeps only the last one): fine buckets

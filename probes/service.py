@@ -23,12 +23,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from core import redact
 from probes.journeys import Journey, timed_out
 from probes.metrics import ProbeMetrics, render_single
 from probes.scheduler import ProbeScheduler
 from probes.spec import HttpJourney, Step
 from probes.transport import lean_client
-from readygate import redact
 
 # Prometheus sends its scrape timeout; answer a little before it, as blackbox does.
 TIMEOUT_OFFSET_S = 0.5

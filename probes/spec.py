@@ -3,7 +3,7 @@
 A journeys file holds HTTP journeys (``journeys:``) and browser journeys
 (``browser_journeys:``), each a mapping of name to definition. Errors are one line naming
 the file, line and key, like readygate.yaml's (the same loader does the work). Values in
-``secrets:`` and ``with.password`` are registered with :mod:`readygate.redact`.
+``secrets:`` and ``with.password`` are registered with :mod:`core.redact`.
 
 Journey variables are written ``{{name}}`` (``${VAR}`` is the environment, resolved when the
 file is read).
@@ -17,10 +17,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from core import redact
+from core.config import parse_model
+from core.errors import ConfigError
 from probes import jsonpath
-from readygate import redact
-from readygate.config import parse_model
-from readygate.errors import ConfigError
 
 Scalar = str | int | float | bool
 VAR_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")

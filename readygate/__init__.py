@@ -1,5 +1,10 @@
-"""readygate: prove that a service is observable before it ships."""
+"""readygate's roof: the ``readygate`` CLI, the run wiring, the root config, the selftest.
+
+Nothing imports this package; it imports every layer below (ARCHITECTURE.md).
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from core import __version__
+
+__all__ = ["__version__"]

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from readygate import __version__, redact
+from core import __version__, redact
+from core.errors import ConfigError, EnvironmentProblem, ReadygateError, StackError
 from readygate.config import Config, default_config_path, json_schema, load_config
-from readygate.errors import ConfigError, EnvironmentProblem, ReadygateError, StackError
 
 if TYPE_CHECKING:
     from readygate.runner import RunOptions
@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of the config")
 
-    from probes.cli import add_arguments as probe_arguments
+    from readygate.probe_cli import add_arguments as probe_arguments
 
     probe = sub.add_parser("probe", help="run journeys once (probe run) or on their intervals "
                                          "with Prometheus metrics (probe serve)")
@@ -111,7 +111,7 @@ def _load(path: str | None) -> tuple[Config, Path]:
 
 def _gate(config: Config, name: str, path: Path) -> tuple[Config, str]:
     """The config holding gate ``name``: the config's own gate wins over gates/library."""
-    from gates.library import resolve_gate
+    from scenarios.library import resolve_gate
 
     return resolve_gate(config, name, path), name
 
@@ -155,7 +155,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(json.dumps(json_schema(), indent=2))
         return 0
     if args.command == "probe":
-        from probes.cli import probe_run, probe_serve
+        from readygate.probe_cli import probe_run, probe_serve
 
         if args.probe_command not in ("run", "serve"):
             _parser().parse_args(["probe", "--help"])

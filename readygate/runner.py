@@ -19,19 +19,19 @@ from typing import Any, TextIO
 import httpx
 
 from chaos.injector import build_injector
+from core import redact
+from core.errors import ConfigError
+from core.events import EventBus, Note
+from gates.backends.config import Backend
 from gates.backends.registry import build_all
-from gates.checks import expected_results
-from gates.checks.hygiene import with_stack_files
+from gates.config import HygieneCheck
 from gates.context import Anchors, CheckContext
-from readygate import redact
-from readygate.config import Backend, Config
-from readygate.errors import ConfigError
-from readygate.events import EventBus, Note
+from readygate.config import Config
 from reports.console import ConsoleProgress
 from reports.model import Report
 from reports.render import render_console
 from reports.writer import archive_report, write_reports, write_text_artifact
-from scenarios.runner import RunEnv, ScenarioRunner
+from scenarios.runner import RunEnv, ScenarioRunner, expected_results
 
 
 @dataclass
@@ -283,3 +283,15 @@ def _empty_report(config: Config, gate: str, started: float, reason: str) -> Rep
 def _remove_tree(path: Path) -> None:
     import shutil
     shutil.rmtree(path, ignore_errors=True)
+
+
+def with_stack_files(config: Config, *, rules: list[Path], alertmanager_config: Path) -> Config:
+    """The config with hygiene checks that name no files pointed at the demo stack's files."""
+    gates = {}
+    for name, gate in config.gates.items():
+        checks = [c.model_copy(update={
+                      "rules": c.rules or [str(p) for p in rules],
+                      "alertmanager_config": c.alertmanager_config or str(alertmanager_config)})
+                  if isinstance(c, HygieneCheck) else c for c in gate.checks]
+        gates[name] = gate.model_copy(update={"checks": checks})
+    return config.model_copy(update={"gates": gates})

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from readygate import redact
+from core import redact
 from readygate.config import Config
 
 HEALTHY = "healthy"
@@ -202,8 +202,8 @@ async def _worker(config: Config, gate: str, out_dir: Path, variants: list[Varia
     """One demo stack running variants off the queue until it is empty."""
     import shutil
 
+    from core.events import EventBus
     from demo.stack import DemoStack, StackOptions, default_rules_text
-    from readygate.events import EventBus
     from readygate.runner import RunOptions, run_gate, with_stack
     from reports.writer import write_reports, write_text_artifact
 
@@ -348,7 +348,7 @@ def selftest_command(args: Any, config: Config, gate: str) -> int:
     import shlex
     import sys
 
-    from readygate.errors import ConfigError
+    from core.errors import ConfigError
 
     known = {d.key for d in DEFECTS}
     unknown = sorted(set(args.only or []) - known)

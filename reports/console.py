@@ -13,8 +13,8 @@ import sys
 import time
 from typing import Any, TextIO
 
-from readygate import redact
-from readygate.events import (
+from core import redact
+from core.events import (
     CheckSettled,
     Event,
     FaultInjected,

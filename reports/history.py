@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from readygate.errors import ConfigError
+from core.errors import ConfigError
 from reports.model import Report, probe_summary
 
 # A latency counts as a regression only past both bounds: jitter of a few hundred ms on a

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from readygate import redact
-from readygate.config import Notify, SlackNotify, WebhookNotify
+from core import redact
+from reports.config import Notify, SlackNotify, WebhookNotify
 from reports.model import Report, summarize
 
 _VERDICT = {"ready": "READY", "not_ready": "NOT READY", "inconclusive": "INCONCLUSIVE"}

@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from readygate import redact
+from core import redact
 from reports.html import render_html
 from reports.junit import render_junit
 from reports.model import Report

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from readygate.events import (
+from core.events import (
     AlertObserved,
     Event,
     FaultInjected,

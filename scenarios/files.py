@@ -14,8 +14,10 @@ from pathlib import Path
 
 from pydantic import Field
 
-from readygate.config import Config, Gate, fault_target_problem, parse_model
-from readygate.errors import ConfigError
+from chaos.config import fault_target_problem
+from core.config import parse_model
+from core.errors import ConfigError
+from scenarios.config import C, Gate
 
 SCENARIO_DIR = Path(__file__).resolve().parent
 """Where the bundled scenario files live."""
@@ -69,7 +71,7 @@ def resolve(name_or_path: str) -> Path:
     raise ConfigError(f"no scenario named '{name_or_path}'{hint}", key="scenario")
 
 
-def load_scenario(name_or_path: str, config: Config) -> tuple[str, Config]:
+def load_scenario(name_or_path: str, config: C) -> tuple[str, C]:
     """Parse a scenario file and return its gate name and the config with that gate added."""
     path = resolve(name_or_path)
     shown = str(path)

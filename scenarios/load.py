@@ -4,7 +4,7 @@
 ``python -m locust -f scenarios/locustfile.py --headless ...`` as a child: one local
 process, or a master and N local workers (Locust's distributed mode; further workers on
 other machines may join the master). The locustfile prints a ``READYGATE_LOAD {json}``
-line per interval; each becomes a :class:`~readygate.events.LoadStats` event in the
+line per interval; each becomes a :class:`~core.events.LoadStats` event in the
 timeline, and the last (``final``) one is the load summary of the report.
 """
 
@@ -20,10 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from readygate.config import Load
-from readygate.errors import StackError
-from readygate.events import Event, LoadStats, Note
-from readygate.procs import ManagedProcess
+from core.errors import StackError
+from core.events import Event, LoadStats, Note
+from core.procs import ManagedProcess
+from scenarios.config import Load
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 STATS_PREFIX = "READYGATE_LOAD "

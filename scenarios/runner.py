@@ -1,6 +1,6 @@
 """The scenario runner owns time: baseline → fault → recovery, probes and load throughout.
 
-It emits events (:mod:`readygate.events`); the timeline, the console and the report are
+It emits events (:mod:`core.events`); the timeline, the console and the report are
 listeners. Checks of one phase run concurrently; a phase lasts at least its
 ``min_duration_s`` and until its checks have settled, at most ``max_duration_s`` — never
 a fixed sleep for the fault. The fault is removed in a ``finally``: on success, on error
@@ -23,15 +23,9 @@ from typing import Any
 import httpx
 
 from chaos.base import FaultInjector, InjectedFault
-from gates.checks import judge_all
-from gates.context import Anchors, CheckContext
-from gates.pytest_suites import run_suites
-from probes.journeys import JourneyContext
-from probes.model import ProbeResult
-from probes.scheduler import ProbeScheduler
-from readygate.config import Check, Config, Experiment, Fault, Gate, Phase
-from readygate.errors import ConfigError
-from readygate.events import (
+from chaos.config import Experiment, Fault
+from core.errors import ConfigError
+from core.events import (
     CheckSettled,
     Event,
     EventBus,
@@ -44,7 +38,15 @@ from readygate.events import (
     RunStarted,
     Timeline,
 )
+from gates.checks import MULTI_RUNNERS, judge_all
+from gates.config import Check
+from gates.context import Anchors, CheckContext
+from gates.pytest_suites import run_suites
+from probes.journeys import JourneyContext
+from probes.model import ProbeResult
+from probes.scheduler import ProbeScheduler
 from reports.model import CheckResult, Report, verdict_of
+from scenarios.config import Gate, Phase, RunConfig
 from scenarios.drill import drill_summary
 from scenarios.load import LoadRunner
 from scenarios.watcher import AlertWatcher
@@ -54,7 +56,7 @@ from scenarios.watcher import AlertWatcher
 class RunEnv:
     """Everything a run talks to, built by the caller (clients are passed in, not built here)."""
 
-    config: Config
+    config: RunConfig
     gate_name: str
     client: httpx.AsyncClient
     context: CheckContext
@@ -65,6 +67,17 @@ class RunEnv:
 
 
 _ROLLBACK_TIMEOUT_S = 10.0
+
+
+def expected_results(gate: Gate) -> int:
+    """How many results a run of ``gate`` settles, as far as is known before it runs.
+
+    A hygiene check settles four; a pytest suite counts once (its tests are not known yet);
+    a Chaos Toolkit experiment settles as one check of its own.
+    """
+    experiment = 1 if gate.scenario.experiment is not None else 0
+    return (sum(4 if c.signal in MULTI_RUNNERS else 1 for c in gate.checks)
+            + len(gate.suites) + experiment)
 
 
 class ScenarioRunner:

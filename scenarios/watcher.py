@@ -1,7 +1,7 @@
 """The drill's watcher: what we see, as events — alert pending/firing/resolved, notifications.
 
 It polls Prometheus' alerts API and the sink's notifications for one alert and emits
-:class:`~readygate.events.AlertObserved` / :class:`~readygate.events.NotificationObserved`
+:class:`~core.events.AlertObserved` / :class:`~core.events.NotificationObserved`
 on every change, timestamped at the source where the source says when: a notification at
 its arrival time at the sink, a pending alert at Prometheus' ``activeAt``, a firing alert
 at ``activeAt + for`` (or the poll that saw it, if that is earlier). It only reads; a
@@ -17,10 +17,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from core.errors import BackendError
+from core.events import AlertObserved, Event, NotificationObserved
 from gates.backends.prometheus import PrometheusClient
 from gates.backends.sink import SinkClient
-from readygate.errors import BackendError
-from readygate.events import AlertObserved, Event, NotificationObserved
 
 _FRACTION = re.compile(r"\.(\d+)")
 

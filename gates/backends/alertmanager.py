@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import BackendError
 from gates.backends.base import HttpBackend
-from readygate.errors import BackendError
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from readygate.errors import BackendError
+from core.errors import BackendError
 
 _MAX_BODY = 20 * 1024 * 1024  # a backend answer larger than this is not evidence, it is a bug
 

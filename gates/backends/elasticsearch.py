@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
+from core.errors import BackendError
 from gates.backends.base import HttpBackend
 from gates.backends.types import REQUEST_ID_KEYS, TRACE_ID_KEYS, LogLine, log_line_from
-from readygate.errors import BackendError
 
 
 def _phrase(value: str, fields: list[str]) -> dict[str, Any]:

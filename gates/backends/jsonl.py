@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core.errors import BackendError
 from gates.backends.types import LogLine, log_line_from
-from readygate.errors import BackendError
 
 _MAX_BYTES = 200 * 1024 * 1024  # read at most this much per look: files are bounded evidence
 

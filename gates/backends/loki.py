@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
+from core.errors import BackendError
 from gates.backends.base import HttpBackend
 from gates.backends.types import LogLine, log_line_from
-from readygate.errors import BackendError
 
 _LOOKBACK_S = 3600.0  # without ``since``, look back one hour (Loki's own default)
 

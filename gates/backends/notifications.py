@@ -11,9 +11,9 @@ import httpx
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from core.errors import BackendError
 from gates.backends.base import HttpBackend
 from gates.backends.types import Notification
-from readygate.errors import BackendError
 
 SLACK_API = "https://slack.com/api/"
 PAGERDUTY_API = "https://api.pagerduty.com"

@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 
+from core.errors import ConfigError
 from gates.backends.alertmanager import AlertmanagerClient
+from gates.backends.config import BACKEND_KINDS, Backend, Backends, SignalBackend
 from gates.backends.elasticsearch import ElasticsearchLogs
 from gates.backends.jsonl import JsonLinesLogs
 from gates.backends.loki import LokiLogs
@@ -24,8 +26,6 @@ from gates.backends.sentry import SentryErrors
 from gates.backends.sink import SinkClient, SinkErrors, SinkLogs, SinkNotifications, SinkTraces
 from gates.backends.traces import JaegerTraces, TempoTraces, ZipkinTraces
 from gates.backends.types import ErrorsBackend, LogsBackend, NotificationsBackend, TracesBackend
-from readygate.config import BACKEND_KINDS, Backend, Backends, SignalBackend
-from readygate.errors import ConfigError
 
 Factory = Callable[[SignalBackend, httpx.AsyncClient, SinkClient | None], Any]
 _FACTORIES: dict[str, dict[str, Factory]] = {}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.errors import BackendError
 from gates.backends.prometheus import Sample
-from readygate.errors import BackendError
 
 
 class ScrapeClient:

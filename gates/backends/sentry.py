@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
+from core.errors import BackendError
 from gates.backends.base import HttpBackend
 from gates.backends.types import ErrorEvent
-from readygate.errors import BackendError
 
 SENTRY_URL = "https://sentry.io"
 _LOOKBACK_S = 3600.0

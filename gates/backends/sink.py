@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import BackendError
 from gates.backends.base import HttpBackend
 from gates.backends.types import ErrorEvent, LogLine, Notification, Span
-from readygate.errors import BackendError
 
 
 def _list(body: Any, key: str) -> list[dict[str, Any]]:

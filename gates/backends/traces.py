@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
+from core.errors import BackendError
 from gates.backends.base import HttpBackend
 from gates.backends.types import Span
-from readygate.errors import BackendError
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 

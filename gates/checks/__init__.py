@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from core.errors import BackendError
 from gates.checks.alerts import (
     alert_check,
     alert_not_silenced_check,
@@ -33,9 +34,8 @@ from gates.checks.metrics import counter_increases_check, metric_check, metric_c
 from gates.checks.probe import health_check, probe_check
 from gates.checks.slo import slo_check
 from gates.checks.traces import trace_attributes_check, trace_check, trace_error_span_check
+from gates.config import Check
 from gates.context import CheckContext
-from readygate.config import Check, Gate
-from readygate.errors import BackendError
 from reports.model import CheckResult
 
 RUNNERS: dict[str, Callable[[Any, CheckContext, Judge], Awaitable[CheckResult]]] = {
@@ -72,17 +72,6 @@ MULTI_RUNNERS: dict[str, Callable[[Any, CheckContext, Judge], Awaitable[list[Che
 _WORST = {"fail": 0, "error": 1, "skipped": 2, "pass": 3}
 
 
-def expected_results(gate: Gate) -> int:
-    """How many results a run of ``gate`` settles, as far as is known before it runs.
-
-    A hygiene check settles four; a pytest suite counts once (its tests are not known yet);
-    a Chaos Toolkit experiment settles as one check of its own.
-    """
-    experiment = 1 if gate.scenario.experiment is not None else 0
-    return (sum(4 if c.signal in MULTI_RUNNERS else 1 for c in gate.checks)
-            + len(gate.suites) + experiment)
-
-
 async def judge(check: Check, ctx: CheckContext, phase: str) -> CheckResult:
     """Run one check to its verdict. Never raises for the system's or a backend's faults.
 
@@ -111,4 +100,4 @@ async def judge_all(check: Check, ctx: CheckContext, phase: str) -> list[CheckRe
         return [j.result("error", f"could not look: {exc}")]
 
 
-__all__ = ["MULTI_RUNNERS", "RUNNERS", "Judge", "expected_results", "judge", "judge_all"]
+__all__ = ["MULTI_RUNNERS", "RUNNERS", "Judge", "judge", "judge_all"]

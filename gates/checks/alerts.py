@@ -8,12 +8,13 @@ from typing import Any
 
 import httpx
 
+from core.errors import BackendError
+from core.waiting import Seen, eventually
 from gates.backends.alertmanager import AmAlert
 from gates.backends.prometheus import ActiveAlert
 from gates.backends.types import Notification
 from gates.checks.common import GRACE_S, Judge, fmt_labels, labels_match, parse_ts
-from gates.context import CheckContext
-from readygate.config import (
+from gates.config import (
     AlertCheck,
     AlertNotSilencedCheck,
     AlertResolvesCheck,
@@ -21,8 +22,7 @@ from readygate.config import (
     NoAlertCheck,
     NotificationCheck,
 )
-from readygate.errors import BackendError
-from readygate.waiting import Seen, eventually
+from gates.context import CheckContext
 from reports.model import CheckResult
 
 

@@ -7,11 +7,11 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from core import redact
+from core.waiting import Outcome, Seen, eventually
+from gates.config import Check, NoAlertCheck
 from gates.context import CheckContext
 from probes.model import ProbeResult
-from readygate import redact
-from readygate.config import Check, NoAlertCheck
-from readygate.waiting import Outcome, Seen, eventually
 from reports.model import CheckResult, Status
 
 T = TypeVar("T")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from core.waiting import Seen, eventually
 from gates.backends.types import ErrorEvent, ErrorsBackend, dotted
 from gates.checks.common import GRACE_S, Judge, failed_request_ids, mask, probe_for
+from gates.config import ErrorEventCheck, PiiScrubbedCheck
 from gates.context import CheckContext
 from probes.model import ProbeResult
-from readygate.config import ErrorEventCheck, PiiScrubbedCheck
-from readygate.waiting import Seen, eventually
 from reports.model import CheckResult
 
 _SCRUBBED = {"[filtered]", "[redacted]", "***", "", "[removed]"}

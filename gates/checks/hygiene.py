@@ -14,10 +14,11 @@ from pathlib import Path
 
 import httpx
 
+from core.config import resolve_path
 from gates.checks.common import Judge
+from gates.config import HygieneCheck
 from gates.context import CheckContext
 from gates.hygiene import alert_hygiene
-from readygate.config import Config, HygieneCheck, resolve_path
 from reports.model import CheckResult
 
 
@@ -59,15 +60,3 @@ async def hygiene_check(check: HygieneCheck, ctx: CheckContext, j: Judge) -> lis
             anchor=check.anchor, evidence={**r.evidence, "rule_files": [str(f) for f in files],
                                            "alertmanager_config": str(am) if am else None}))
     return out
-
-
-def with_stack_files(config: Config, *, rules: list[Path], alertmanager_config: Path) -> Config:
-    """The config with hygiene checks that name no files pointed at the demo stack's files."""
-    gates = {}
-    for name, gate in config.gates.items():
-        checks = [c.model_copy(update={
-                      "rules": c.rules or [str(p) for p in rules],
-                      "alertmanager_config": c.alertmanager_config or str(alertmanager_config)})
-                  if isinstance(c, HygieneCheck) else c for c in gate.checks]
-        gates[name] = gate.model_copy(update={"checks": checks})
-    return config.model_copy(update={"gates": gates})

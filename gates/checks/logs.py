@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.waiting import Seen, eventually
 from gates.backends.types import LogLine, LogsBackend, level_rank
 from gates.checks.common import GRACE_S, Judge, failed_request_ids, mask, probe_for
+from gates.config import LogBudgetCheck, LogFieldsCheck, LogLevelsCheck, LogsCheck, SecretLeakCheck
 from gates.context import CheckContext
 from probes.model import ProbeResult
-from readygate.config import (
-    LogBudgetCheck,
-    LogFieldsCheck,
-    LogLevelsCheck,
-    LogsCheck,
-    SecretLeakCheck,
-)
-from readygate.waiting import Seen, eventually
 from reports.model import CheckResult
 
 

@@ -8,12 +8,12 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+from core.waiting import Seen, eventually
 from gates.backends.prometheus import PrometheusClient, Sample
 from gates.backends.scrape import ScrapeClient
 from gates.checks.common import GRACE_S, Judge, fmt_labels, labels_match
+from gates.config import CounterIncreasesCheck, MetricCheck, MetricContractCheck
 from gates.context import CheckContext
-from readygate.config import CounterIncreasesCheck, MetricCheck, MetricContractCheck
-from readygate.waiting import Seen, eventually
 from reports.model import CheckResult, Status
 
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 
+from core.waiting import Seen, eventually
 from gates.checks.common import GRACE_S, Judge
+from gates.config import HealthCheck, ProbeCheck
 from gates.context import CheckContext
 from probes.model import ProbeResult
-from readygate.config import HealthCheck, ProbeCheck
-from readygate.waiting import Seen, eventually
 from reports.model import CheckResult
 
 # A health endpoint that takes longer than this to answer is as good as down.

@@ -7,11 +7,11 @@ import math
 import time
 from typing import Any
 
+from core.waiting import Seen, eventually
 from gates.checks.common import Judge
+from gates.config import SloCheck
 from gates.context import CheckContext
 from probes.model import ProbeResult
-from readygate.config import SloCheck
-from readygate.waiting import Seen, eventually
 from reports.model import CheckResult, Status
 
 

@@ -6,11 +6,11 @@ import fnmatch
 import json
 from typing import Any
 
+from core.waiting import Seen, eventually
 from gates.backends.types import Span, TracesBackend
 from gates.checks.common import GRACE_S, Judge, mask, probe_for
+from gates.config import SpanSelector, TraceAttributesCheck, TraceCheck, TraceErrorSpanCheck
 from gates.context import CheckContext
-from readygate.config import SpanSelector, TraceAttributesCheck, TraceCheck, TraceErrorSpanCheck
-from readygate.waiting import Seen, eventually
 from reports.model import CheckResult
 
 

@@ -19,8 +19,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from chaos.client import FaultProxyClient
-from readygate.procs import ManagedProcess, ProcessSet, start_python_service
-from readygate.serve import socket_url
+from core.procs import ManagedProcess, ProcessSet, start_python_service
+from core.serve import socket_url
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 PROXY_SEED = "20240601"

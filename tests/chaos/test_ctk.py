@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from chaos import ctk
 from chaos.experiment import judge_journal, run_experiment
-from readygate.procs import ManagedProcess
+from core.procs import ManagedProcess
 from tests.fakes.server import serve
 
 from .conftest import closed_port_url

@@ -15,21 +15,15 @@ import httpx
 import pytest
 
 from chaos.base import FaultError
+from chaos.config import CommandFault, ProcessFault, ToxiproxyFault
 from chaos.hooks import CommandFaultInjector
 from chaos.injector import build_injector
 from chaos.process import ProcessFaultInjector, command_line, process_state
 from chaos.toxiproxy import ToxiproxyInjector
-from readygate import redact
-from readygate.config import (
-    CommandFault,
-    ProcessFault,
-    ProcessTarget,
-    Target,
-    ToxiproxyFault,
-    ToxiproxyTarget,
-    parse_config,
-)
-from readygate.errors import ConfigError
+from core import redact
+from core.errors import ConfigError
+from core.target import ProcessTarget, Target, ToxiproxyTarget
+from readygate.config import parse_config
 from tests.fakes.server import serve
 from tests.fakes.toxiproxy import FakeToxiproxy
 

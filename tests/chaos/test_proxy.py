@@ -18,8 +18,8 @@ import pytest
 
 from chaos.client import FaultProxyClient
 from chaos.faults import FaultTable, LatencyFault
-from readygate.errors import BackendError, ConfigError
-from readygate.procs import ManagedProcess, ProcessSet
+from core.errors import BackendError, ConfigError
+from core.procs import ManagedProcess, ProcessSet
 
 from .conftest import closed_port_url, start_proxy
 

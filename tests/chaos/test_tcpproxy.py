@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
+from chaos.config import TcpFault
 from chaos.injector import TcpProxyInjector
-from readygate.config import TcpFault
-from readygate.procs import ManagedProcess, ProcessSet, start_python_service
+from core.procs import ManagedProcess, ProcessSet, start_python_service
 
 ROOT = Path(__file__).resolve().parents[2]
 

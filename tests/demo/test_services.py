@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from readygate.procs import ManagedProcess
+from core.procs import ManagedProcess
 from tests.fixtures.demo_system import Demo, api_token, eventually, traceparent
 
 

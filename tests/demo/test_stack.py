@@ -19,6 +19,7 @@ import httpx
 import pytest
 import yaml
 
+from core.errors import ConfigError, EnvironmentProblem
 from demo.stack import (
     RECEIVER_NAME,
     SINK_URL_PLACEHOLDER,
@@ -33,7 +34,6 @@ from demo.stack import (
     first_error_line,
     prometheus_config_text,
 )
-from readygate.errors import ConfigError, EnvironmentProblem
 
 T = TypeVar("T")
 

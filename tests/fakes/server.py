@@ -10,7 +10,7 @@ from typing import Any
 
 import uvicorn
 
-from readygate.serve import bind_socket, socket_url
+from core.serve import bind_socket, socket_url
 
 
 @contextmanager

@@ -14,9 +14,9 @@ import pytest
 from pydantic import TypeAdapter
 
 from gates.checks import judge
+from gates.config import Check
 from gates.context import Anchors, CheckContext
 from probes.model import ProbeResult, StepResult
-from readygate.config import Check
 from reports.model import CheckResult
 
 CHECK: TypeAdapter[Any] = TypeAdapter(Check)

@@ -13,15 +13,16 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from core.errors import BackendError, ConfigError
 from gates.backends import registry
+from gates.backends.config import BACKEND_KINDS
 from gates.backends.elasticsearch import ElasticsearchLogs
 from gates.backends.jsonl import JsonLinesLogs
 from gates.backends.loki import LokiLogs, logql_string
 from gates.backends.notifications import PagerDutyNotifications, SlackNotifications
 from gates.backends.sentry import SentryErrors
 from gates.backends.traces import JaegerTraces, TempoTraces, ZipkinTraces
-from readygate.config import BACKEND_KINDS, parse_config
-from readygate.errors import BackendError, ConfigError
+from readygate.config import parse_config
 from tests.fakes.logs import FakeElasticsearch, FakeLoki
 from tests.fakes.saas import FakePagerDuty, FakeSentry, FakeSlack
 from tests.fakes.server import serve

@@ -17,9 +17,9 @@ from pydantic import TypeAdapter
 from gates.backends.prometheus import PrometheusClient
 from gates.backends.sink import SinkClient
 from gates.checks import judge
+from gates.config import Check
 from gates.context import Anchors, CheckContext
 from probes.model import ProbeResult, StepResult
-from readygate.config import Check
 from reports.model import CheckResult
 
 CHECK = TypeAdapter(Check)

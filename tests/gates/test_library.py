@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 import yaml
 
+from core.errors import ConfigError
 from demo.stack import WEB_URL_PLACEHOLDER, alertmanager_config_text
-from gates.library import load_gate, names, resolve_gate
+from gates.library import names
 from readygate.cli import main
 from readygate.config import load_config, parse_config
-from readygate.errors import ConfigError
+from scenarios.library import load_gate, resolve_gate
 
 ROOT = Path(__file__).resolve().parents[2]
 _TOOLS = bool(shutil.which("promtool") or Path("/usr/bin/promtool").exists())

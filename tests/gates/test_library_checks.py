@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.errors import ConfigError
 from demo.stack import alertmanager_config_text
 from gates.checks import judge, judge_all
 from gates.checks.slo import p95
 from gates.context import Anchors, CheckContext
 from probes.model import ProbeResult
 from readygate.config import parse_config
-from readygate.errors import ConfigError
 from reports.model import CheckResult, verdict_of
 from tests.gates.conftest import CHECK, judge_with
 

@@ -26,12 +26,12 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from core.procs import ManagedProcess
 from demo.stack import free_port
 from gates.backends.alertmanager import AlertmanagerClient
 from gates.backends.prometheus import ActiveAlert, PrometheusClient
 from gates.checks import judge
 from gates.context import Anchors, CheckContext
-from readygate.procs import ManagedProcess
 from reports.model import CheckResult, verdict_of
 from tests.fakes.server import serve
 from tests.gates.conftest import CHECK

@@ -9,9 +9,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from core import redact
 from probes.metrics import render_single, result_families
 from probes.model import ProbeResult, StepResult
-from readygate import redact
 
 
 def reference(result: ProbeResult) -> bytes:

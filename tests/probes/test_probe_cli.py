@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.procs import ManagedProcess
 from demo.stack import free_port
-from readygate.procs import ManagedProcess
 from tests.fixtures.demo_system import Demo, eventually
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.errors import ConfigError
 from probes.builtin import builtin, expand
 from probes.http import run_http
 from probes.model import ProbeResult
 from probes.spec import HttpJourney, parse_journeys
-from readygate.errors import ConfigError
 from tests.fixtures.demo_system import Demo
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "probes" / "examples" / "demo.yaml"

@@ -8,9 +8,9 @@ import jsonschema
 import pytest
 import yaml
 
-from readygate import redact
+from core import redact
+from core.errors import ConfigError
 from readygate.config import json_schema, load_config, parse_config
-from readygate.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = (ROOT / "readygate.yaml").read_text()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from readygate.errors import BackendError
-from readygate.waiting import Seen, eventually
+from core.errors import BackendError
+from core.waiting import Seen, eventually
 
 
 def test_returns_as_soon_as_the_evidence_appears() -> None:

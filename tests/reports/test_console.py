@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import io
 
-from probes.model import ProbeResult
-from readygate.events import (
+from core.events import (
     CheckSettled,
     FaultInjected,
     FaultRemoved,
@@ -14,6 +13,7 @@ from readygate.events import (
     RunFinished,
     RunStarted,
 )
+from probes.model import ProbeResult
 from reports.console import ConsoleProgress, is_interactive
 from tests.reports.conftest import make_check
 

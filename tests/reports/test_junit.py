@@ -6,7 +6,7 @@ from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml, Skipped
 
-from readygate import redact
+from core import redact
 from reports.junit import render_junit
 from reports.model import Report
 from reports.writer import write_reports

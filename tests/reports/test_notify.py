@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from readygate import redact
+from core import redact
+from core.errors import ConfigError
 from readygate.config import parse_config
-from readygate.errors import ConfigError
 from reports.model import Report
 from reports.notify import notify, slack_message, summary_payload
 from tests.reports.conftest import make_check, make_report

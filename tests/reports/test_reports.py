@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from readygate import redact
+from core import redact
 from reports.model import CheckResult, Report, verdict_of
 from reports.render import render_console, render_json, render_markdown
 from reports.writer import write_reports

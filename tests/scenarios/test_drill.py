@@ -8,10 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gates.backends.prometheus import PrometheusClient
-from gates.backends.sink import SinkClient
-from probes.model import ProbeResult
-from readygate.events import (
+from core.events import (
     AlertObserved,
     Event,
     FaultInjected,
@@ -21,6 +18,9 @@ from readygate.events import (
     PhaseStarted,
     ProbeFinished,
 )
+from gates.backends.prometheus import PrometheusClient
+from gates.backends.sink import SinkClient
+from probes.model import ProbeResult
 from scenarios.drill import drill_summary, load_by_phase, render_drill
 from scenarios.watcher import AlertWatcher, parse_rfc3339
 

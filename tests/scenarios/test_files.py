@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from readygate.config import Config, Target, parse_config
-from readygate.errors import ConfigError
+from core.errors import ConfigError
+from core.target import Target
+from readygate.config import Config, parse_config
 from scenarios.files import available, load_scenario, resolve
 
 ROOT = Path(__file__).resolve().parents[2]

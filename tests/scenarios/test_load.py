@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from readygate.config import Load
-from readygate.events import Event, LoadStats
+from core.events import Event, LoadStats
+from scenarios.config import Load
 from scenarios.load import LoadRunner, parse_stats_line
 from tests.e2e.conftest import assert_all_stopped
 from tests.fixtures.demo_system import Demo

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from readygate.procs import ManagedProcess, ProcessSet
+from core.procs import ManagedProcess, ProcessSet
 from tests.chaos.conftest import ThreadServer, start_proxy, upstream_app
 from tests.e2e.conftest import assert_all_stopped
 

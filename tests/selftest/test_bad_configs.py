@@ -16,8 +16,8 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from core.errors import ConfigError
 from readygate.config import parse_config
-from readygate.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = sorted((ROOT / "tests" / "data" / "bad-configs").glob("*.yaml"))

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from core.events import Event, EventBus, FaultInjected
 from demo.stack import DemoStack, StackOptions
-from readygate.config import Config, Gate, load_config
-from readygate.events import Event, EventBus, FaultInjected
+from readygate.config import Config, load_config
 from readygate.runner import RunOptions, run_gate, with_stack
 from readygate.selftest import selftest_config
 from reports.model import Report
+from scenarios.config import Gate
 from tests.e2e.conftest import assert_all_stopped
 
 pytestmark = pytest.mark.slow

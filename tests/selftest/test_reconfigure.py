@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.errors import ConfigError
 from demo.stack import DemoStack, StackOptions, default_rules_text
-from readygate.errors import ConfigError
 from readygate.selftest import DEFECTS
 from tests.e2e.conftest import assert_all_stopped
 

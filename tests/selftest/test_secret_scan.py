@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from readygate.redact import find_leaks
+from core.redact import find_leaks
 from tests.e2e.conftest import ROOT, assert_all_stopped, fast_config
 from tests.reports.fake_slack import FakeSlack
 

@@ -1,6 +1,6 @@
 """The embedded telemetry sink: OTLP/HTTP traces and logs, Sentry events, Alertmanager webhooks.
 
-``python -m demo.sink --db PATH [--host 127.0.0.1] [--port 0]`` prints ``READY <url>``.
+``python -m sink.server --db PATH [--host 127.0.0.1] [--port 0]`` prints ``READY <url>``.
 Everything is stored in one SQLite file (WAL) and queryable as JSON under ``/api``.
 Every row records ``received_at`` (unix seconds) at arrival, so readygate can measure
 how long each signal took to show up.
@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from readygate.serve import run_asgi
+from core.serve import run_asgi
 
 try:  # optional: sentry-sdk sends brotli when the module is importable
     import brotli as _brotli  # type: ignore[import-untyped]
@@ -584,8 +584,8 @@ def create_app(db: SinkDB) -> Starlette:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``python -m demo.sink``."""
-    parser = argparse.ArgumentParser(prog="demo.sink", description=__doc__)
+    """Entry point of ``python -m sink.server``."""
+    parser = argparse.ArgumentParser(prog="sink.server", description=__doc__)
     parser.add_argument("--db", required=True, type=Path)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

@@ -3,7 +3,7 @@
 Every server readygate starts (demo services, the sink, the fault proxy, the probe
 exporter) binds its own socket, so there is no race for a "free" port, and prints one
 line ``READY <url>`` on stdout once it accepts connections. The parent
-(:mod:`readygate.procs`) waits for that line.
+(:mod:`core.procs`) waits for that line.
 """
 
 from __future__ import annotations

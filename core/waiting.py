@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from readygate.errors import BackendError
+from core.errors import BackendError
 
 T = TypeVar("T")
 

@@ -20,8 +20,8 @@ from typing import IO
 
 import httpx
 
-from readygate.errors import StackError
-from readygate.serve import READY_PREFIX
+from core.errors import StackError
+from core.serve import READY_PREFIX
 
 _PR_SET_PDEATHSIG = 1
 

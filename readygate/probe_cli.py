@@ -19,14 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from core import redact
+from core.errors import ConfigError
 from probes.journeys import Journey, resolve
 from probes.model import ProbeResult
 from probes.scheduler import ProbeScheduler
 from probes.spec import JourneysFile, load_journeys
 from probes.transport import lean_client
-from readygate import redact
 from readygate.config import Config
-from readygate.errors import ConfigError
 
 DEFAULT_LISTEN = "127.0.0.1:9116"  # next to blackbox_exporter's 9115
 
@@ -153,8 +153,8 @@ def _listen(args: argparse.Namespace) -> tuple[str, int]:
 
 def probe_serve(args: argparse.Namespace, config: Config, config_path: Path) -> int:
     """``readygate probe serve``: serve until SIGTERM/SIGINT; exit 0 after a clean stop."""
+    from core.serve import run_asgi
     from probes.service import create_app
-    from readygate.serve import run_asgi
 
     journeys = _journeys(args, config, config_path)
     host, port = _listen(args)

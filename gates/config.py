@@ -1,0 +1,391 @@
+"""The checks a gate may declare: one model per ``signal``, and the ``Check`` union."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, model_validator
+
+from core.config import Model, Severity
+from probes.config import JourneyName
+
+PhaseName = Literal["baseline", "fault", "recovery"]
+Anchor = Literal["phase_start", "fault_start", "fault_end", "probe_sent"]
+
+
+class CheckBase(Model):
+    """What every check has: a name, a severity, the phase it judges and a deadline."""
+
+    name: str | None = None
+    severity: Severity = "critical"
+    phase: PhaseName = "fault"
+    deadline_s: float = Field(30.0, gt=0, le=3600)
+    anchor: Anchor = Field("phase_start", description="the event the deadline counts from")
+
+    def display_name(self) -> str:
+        return self.name or self.default_name()
+
+    def default_name(self) -> str:
+        raise NotImplementedError
+
+
+class AlertCheck(CheckBase):
+    """The alert fires (in Prometheus) within the deadline after the anchor."""
+
+    signal: Literal["alert"]
+    alertname: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    anchor: Anchor = "fault_start"
+
+    def default_name(self) -> str:
+        return f"alert {self.alertname} fires"
+
+
+class NotificationCheck(CheckBase):
+    """The alert's notification reaches the receiver within the deadline."""
+
+    signal: Literal["notification"]
+    alertname: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    status: Literal["firing", "resolved"] = "firing"
+    anchor: Anchor = "fault_start"
+
+    def default_name(self) -> str:
+        return f"notification {self.alertname} {self.status} delivered"
+
+
+class NoAlertCheck(CheckBase):
+    """No alert fires during a healthy window (the false-positive check)."""
+
+    signal: Literal["no_alert"]
+    phase: PhaseName = "baseline"
+    window_s: float = Field(5.0, gt=0, le=3600, description="how long to watch")
+    alertnames: list[str] = Field(default_factory=list, description="empty: any alert")
+
+    def default_name(self) -> str:
+        return "no alert during healthy baseline"
+
+
+class SpanSelector(Model):
+    """Matches spans: every given part must match (name and attribute values are globs)."""
+
+    service: str | None = None
+    name: str | None = None
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+    def describe(self) -> str:
+        parts = [f"service={self.service}" if self.service else "",
+                 f"name={self.name}" if self.name else "",
+                 *(f"{k}={v}" for k, v in sorted(self.attributes.items()))]
+        return "span{" + ",".join(p for p in parts if p) + "}"
+
+
+class TraceCheck(CheckBase):
+    """The probe's trace reaches the trace backend and spans the expected services."""
+
+    signal: Literal["trace"]
+    journey: JourneyName = "upload"
+    services: list[str] = Field(default_factory=lambda: ["web"])
+    spans: list[SpanSelector] = Field(
+        default_factory=list, description="each selector must match at least one span")
+    anchor: Anchor = "probe_sent"
+    deadline_s: float = Field(10.0, gt=0, le=3600)
+
+    def default_name(self) -> str:
+        return f"{self.journey} trace spans {'+'.join(self.services)}"
+
+
+class LogsCheck(CheckBase):
+    """Log lines carrying the probe's trace id reach the log backend."""
+
+    signal: Literal["logs"]
+    journey: JourneyName = "login"
+    by: Literal["trace_id", "request_id"] = Field(
+        "trace_id", description="which of the probe's ids the lines must carry")
+    services: list[str] = Field(default_factory=list, description="services that must have logged")
+    min_lines: int = Field(1, ge=1)
+    anchor: Anchor = "probe_sent"
+    deadline_s: float = Field(10.0, gt=0, le=3600)
+
+    def default_name(self) -> str:
+        return f"{self.journey} logs carry the trace id"
+
+
+class MetricCheck(CheckBase):
+    """A PromQL condition holds (returns a non-empty result) within the deadline."""
+
+    signal: Literal["metric"]
+    query: str = Field(min_length=1)
+
+    def default_name(self) -> str:
+        return f"metric condition {self.query}"
+
+
+class ProbeCheck(CheckBase):
+    """A journey's probes succeed (again) within the deadline: N consecutive passes."""
+
+    signal: Literal["probe"]
+    journey: JourneyName = "health"
+    consecutive: int = Field(2, ge=1, le=100)
+
+    def default_name(self) -> str:
+        return f"{self.journey} probes succeed"
+
+
+class HealthCheck(CheckBase):
+    """The service's health endpoints answer as expected (5xx while a dependency is down)."""
+
+    signal: Literal["health"]
+    service: str = "web"
+    paths: list[str] = Field(default_factory=lambda: ["/health", "/health/ready"], min_length=1)
+    expect: Literal["down", "up"] = Field(
+        "down", description="down: every path answers 5xx (the fault shows); up: every path 2xx")
+    anchor: Anchor = "fault_start"
+    deadline_s: float = Field(10.0, gt=0, le=3600)
+
+    def default_name(self) -> str:
+        return f"{self.service} {', '.join(self.paths)} report {self.expect}"
+
+
+class MetricContractCheck(CheckBase):
+    """Required metric names exist, each with its required labels (a metrics contract)."""
+
+    signal: Literal["metric_contract"]
+    phase: PhaseName = "baseline"
+    metrics: dict[str, list[str]] = Field(
+        min_length=1, description="metric name -> labels every series must carry")
+    scrape: str | None = Field(
+        None, description="read a raw /metrics page instead of Prometheus: a service name "
+        "from target.services or a URL")
+    deadline_s: float = Field(15.0, gt=0, le=3600)
+
+    def default_name(self) -> str:
+        return f"metric contract ({len(self.metrics)} metrics)"
+
+
+class CounterIncreasesCheck(CheckBase):
+    """A counter increases by at least ``min_increase`` after the anchor (while load runs)."""
+
+    signal: Literal["counter_increases"]
+    phase: PhaseName = "baseline"
+    metric: str = Field(min_length=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+    min_increase: float = Field(1.0, gt=0)
+    scrape: str | None = Field(None, description="as in metric_contract")
+    deadline_s: float = Field(15.0, gt=0, le=3600)
+
+    def default_name(self) -> str:
+        return f"counter {self.metric} increases"
+
+
+class AlertRuleCheck(CheckBase):
+    """The alerting rule is loaded, healthy, labelled and has a runbook that answers."""
+
+    signal: Literal["alert_rule"]
+    phase: PhaseName = "baseline"
+    alertname: str
+    required_labels: list[str] = Field(default_factory=lambda: ["severity"])
+    required_annotations: list[str] = Field(default_factory=lambda: ["runbook_url"])
+    runbook_must_answer: bool = Field(True, description="GET runbook_url must answer 2xx/3xx")
+    deadline_s: float = Field(10.0, gt=0, le=3600)
+
+    def default_name(self) -> str:
+        return f"alert rule {self.alertname} is sound"
+
+
+class AlertResolvesCheck(CheckBase):
+    """The alert, having fired, stops firing within the deadline after recovery."""
+
+    signal: Literal["alert_resolves"]
+    phase: PhaseName = "recovery"
+    alertname: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    anchor: Anchor = "fault_end"
+    deadline_s: float = Field(60.0, gt=0, le=3600)
+
+    def default_name(self) -> str:
+        return f"alert {self.alertname} resolves"
+
+
+class AlertNotSilencedCheck(CheckBase):
+    """The alert reaches Alertmanager active: not silenced, not inhibited."""
+
+    signal: Literal["alert_not_silenced"]
+    alertname: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    anchor: Anchor = "fault_start"
+
+    def default_name(self) -> str:
+        return f"alert {self.alertname} not silenced or inhibited"
+
+
+class LogFieldsCheck(CheckBase):
+    """The probe's log lines carry every required structured field."""
+
+    signal: Literal["log_fields"]
+    phase: PhaseName = "baseline"
+    journey: JourneyName = "login"
+    fields: list[str] = Field(default_factory=lambda: ["level", "service", "trace_id"],
+                              min_length=1, description="dotted paths allowed")
+    anchor: Anchor = "probe_sent"
+    deadline_s: float = Field(10.0, gt=0, le=3600)
+
+    def default_name(self) -> str:
+        return f"{self.journey} logs carry {', '.join(self.fields)}"
+
+
+class LogLevelsCheck(CheckBase):
+    """A failed request is logged at ERROR (or above), not at INFO."""
+
+    signal: Literal["log_levels"]
+    journey: JourneyName = "upload"
+    min_level: Literal["WARNING", "ERROR", "CRITICAL"] = "ERROR"
+    anchor: Anchor = "probe_sent"
+    deadline_s: float = Field(10.0, gt=0, le=3600)
+
+    def default_name(self) -> str:
+        return f"failed {self.journey} logged at {self.min_level}"
+
+
+class LogBudgetCheck(CheckBase):
+    """No request writes more than ``max_lines_per_request`` log lines (no log explosion)."""
+
+    signal: Literal["log_budget"]
+    phase: PhaseName = "baseline"
+    journey: JourneyName = "upload"
+    max_lines_per_request: int = Field(20, ge=1)
+    sample: int = Field(5, ge=1, le=100, description="how many of the phase's probes to count")
+    anchor: Anchor = "probe_sent"
+    deadline_s: float = Field(10.0, gt=0, le=3600)
+
+    def default_name(self) -> str:
+        return f"{self.journey} log lines per request <= {self.max_lines_per_request}"
+
+
+class SecretLeakCheck(CheckBase):
+    """The journey's secrets (password, tokens) appear in no log line since the run began."""
+
+    signal: Literal["secret_leak"]
+    phase: PhaseName = "recovery"
+    journey: JourneyName = Field("login", description="whose log lines prove logs are flowing")
+    deadline_s: float = Field(10.0, gt=0, le=3600)
+
+    def default_name(self) -> str:
+        return "no secret in the logs"
+
+
+class TraceErrorSpanCheck(CheckBase):
+    """Under a fault, the failed probe's trace holds an error span matching the selector."""
+
+    signal: Literal["trace_error_span"]
+    journey: JourneyName = "upload"
+    span: SpanSelector = Field(default_factory=SpanSelector)
+    anchor: Anchor = "probe_sent"
+    deadline_s: float = Field(10.0, gt=0, le=3600)
+
+    def default_name(self) -> str:
+        return f"failed {self.journey} trace has an error {self.span.describe()}"
+
+
+_SENSITIVE = ["password", "passwd", "secret", "token", "authorization", "cookie", "api_key",
+              "apikey"]
+
+
+class TraceAttributesCheck(CheckBase):
+    """No span of the probe's trace carries a sensitive attribute or a secret value."""
+
+    signal: Literal["trace_attributes"]
+    phase: PhaseName = "baseline"
+    journey: JourneyName = "login"
+    forbidden: list[str] = Field(default_factory=lambda: list(_SENSITIVE),
+                                 description="attribute keys containing these are refused")
+    anchor: Anchor = "probe_sent"
+    deadline_s: float = Field(10.0, gt=0, le=3600)
+
+    def default_name(self) -> str:
+        return f"{self.journey} spans carry no sensitive attributes"
+
+
+class ErrorEventCheck(CheckBase):
+    """An error event tied to the failed probe's trace (or request) id appears in time."""
+
+    signal: Literal["error_event"]
+    journey: JourneyName = "upload"
+    by: Literal["trace_id", "request_id"] = "trace_id"
+    anchor: Anchor = "probe_sent"
+    deadline_s: float = Field(15.0, gt=0, le=3600)
+
+    def default_name(self) -> str:
+        return f"failed {self.journey} reported as an error event"
+
+
+_PII = ["user.email", "user.ip_address", "request.cookies", "request.headers.Authorization",
+        "request.headers.Cookie", "request.data.password"]
+
+
+class PiiScrubbedCheck(CheckBase):
+    """The failed probe's error events carry no user PII and none of the journey's secrets."""
+
+    signal: Literal["pii_scrubbed"]
+    journey: JourneyName = "upload"
+    fields: list[str] = Field(default_factory=lambda: list(_PII),
+                              description="dotted paths into the event that must be absent")
+    anchor: Anchor = "probe_sent"
+    deadline_s: float = Field(15.0, gt=0, le=3600)
+
+    def default_name(self) -> str:
+        return f"{self.journey} error events carry no PII"
+
+
+class HygieneCheck(CheckBase):
+    """Alert hygiene: promtool accepts the rules, every alert is complete and routed.
+
+    One config check, up to four results (gates/hygiene.py). Without ``rules`` it judges
+    the demo stack's own rules and Alertmanager config (``readygate demo`` fills them in).
+    """
+
+    signal: Literal["hygiene"]
+    phase: PhaseName = "baseline"
+    rules: list[str] = Field(default_factory=list,
+                             description="rule files or globs (default: the demo stack's)")
+    alertmanager_config: str | None = Field(
+        None, description="alertmanager.yml whose routes every alert must reach")
+    rule_tests: list[str] | None = Field(
+        None, description="promtool unit test files (default: *_test.yml beside the rules)")
+    deadline_s: float = Field(60.0, gt=0, le=3600)
+
+    def default_name(self) -> str:
+        return "alert hygiene"
+
+
+class SloCheck(CheckBase):
+    """Probe success ratio and p95 latency of a journey meet targets over a window."""
+
+    signal: Literal["slo"]
+    phase: PhaseName = "baseline"
+    journey: JourneyName = "health"
+    min_success_ratio: float = Field(0.99, ge=0, le=1)
+    max_p95_ms: float | None = Field(None, gt=0, description="None: latency is not judged")
+    window_s: float = Field(10.0, gt=0, le=86400, description="observed from the anchor on")
+    min_runs: int = Field(3, ge=1, description="fewer probe runs in the window is a fail")
+
+    @model_validator(mode="after")
+    def _anchor(self) -> SloCheck:
+        if self.anchor == "probe_sent":
+            raise ValueError("anchor: an slo window starts at phase_start, fault_start or "
+                             "fault_end")
+        return self
+
+    def default_name(self) -> str:
+        p95 = f", p95 <= {self.max_p95_ms:g}ms" if self.max_p95_ms is not None else ""
+        return f"{self.journey} SLO: success >= {self.min_success_ratio:.2%}{p95}"
+
+
+Check = Annotated[
+    Union[AlertCheck, NotificationCheck, NoAlertCheck, TraceCheck, LogsCheck, MetricCheck,  # noqa: UP007
+          ProbeCheck, HealthCheck, MetricContractCheck, CounterIncreasesCheck, AlertRuleCheck,
+          AlertResolvesCheck, AlertNotSilencedCheck, LogFieldsCheck, LogLevelsCheck,
+          LogBudgetCheck, SecretLeakCheck, TraceErrorSpanCheck, TraceAttributesCheck,
+          ErrorEventCheck, PiiScrubbedCheck, HygieneCheck, SloCheck],
+    Field(discriminator="signal"),
+]
