@@ -5,7 +5,7 @@
 Both drive the same Chromium (/usr/bin/chromium, never a downloaded one) with the same
 launch flags against the same demo web service (started here with its storage and sink),
 alternating, each run a fresh browser launch as readygate does it. readygate's figure is
-``run_browser`` on ``browser-login`` from probes/examples/demo.yaml; the bare script does
+``run_browser`` on ``browser-login`` from demo/journeys-examples.yaml; the bare script does
 the same six steps and nothing else. ``--breakdown`` also times the bare script plus each
 thing readygate adds (Playwright tracing, same-origin route interception for the
 traceparent header, the Web Vitals init script), to show where the difference goes.
@@ -31,7 +31,7 @@ from probes.browser import LAUNCH_ARGS, VITALS_JS, run_browser
 from probes.spec import BrowserSettings, parse_journeys
 
 CHROMIUM = "/usr/bin/chromium"
-EXAMPLE = ROOT / "probes" / "examples" / "demo.yaml"
+EXAMPLE = ROOT / "demo" / "journeys-examples.yaml"
 
 
 async def bare_login(url: str, user: str, password: str, *, tracing: bool = False,

@@ -11,6 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 from chaos.faults import FaultRecord, FaultSpec, parse_spec, spec_to_json
 from chaos.tcpfaults import TcpFaultRecord, TcpFaultSpec, parse_tcp_spec
 from core.errors import BackendError, ConfigError
+from core.http import REQUEST_ERRORS
 
 _RECORD = TypeAdapter(FaultRecord)
 _RECORDS = TypeAdapter(list[FaultRecord])
@@ -89,7 +90,7 @@ class FaultProxyClient:
         try:
             resp = await self._client.request(method, self.base_url + path, json=json,
                                               timeout=self._timeout)
-        except httpx.HTTPError as exc:
+        except REQUEST_ERRORS as exc:
             raise BackendError(f"{where}: cannot {action}: {type(exc).__name__}: {exc}"
                                ) from exc
         message = _error_message(resp)

@@ -51,6 +51,11 @@ class ProcessFault(_FaultBase):
 
     kind: Literal["process"]
     action: Literal["stop", "kill", "term"] = "stop"
+    scope: Literal["tree", "group", "pid"] = Field(
+        "tree", description="tree: the pidfile's process and all its descendants; group: its "
+                            "process group; pid: that process only")
+    verify_s: float = Field(5.0, gt=0, le=600, description="how long the effect may take to "
+                            "show (stop: stopped; kill/term: gone) before injection fails")
 
 
 class CommandFault(_FaultBase):

@@ -2,9 +2,19 @@
 
 A process is found through its pidfile and touched only if its command line contains what
 ``target.processes.<name>.command_contains`` says, so a stale pidfile whose PID now belongs
-to another program is refused. A paused process is always resumed: by :meth:`remove`, or by
-a detached watchdog at the TTL if readygate dies first. Kill and term cannot be undone; their
-rollback only records the end (restarting is the supervisor's job).
+to another program is refused. A server started by a launcher often leaves the launcher's
+PID in the pidfile and serves from a child, so the fault's ``scope`` says what is signalled:
+``tree`` (default) the process and every descendant (snapshotted from /proc, signalled
+parents first so nothing respawns, then re-walked for children forked meanwhile), ``group``
+its process group (``killpg``; refused if that is readygate's own), ``pid`` that process
+only. readygate itself and its ancestors are never signalled.
+
+The effect is verified: within ``verify_s`` every signalled process, and every descendant
+the pidfile's process had, must be stopped (``stop``) or gone (``kill``/``term``; a zombie
+counts as gone). Otherwise injection fails with ``FaultError`` naming a process still
+running (a pause is undone first). A paused set is always resumed: by :meth:`remove`, or by
+a detached watchdog at the TTL if readygate dies first. Kill and term cannot be undone;
+their rollback only records the end (restarting is the supervisor's job).
 """
 
 from __future__ import annotations
@@ -20,19 +30,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from chaos import proctree
 from chaos.base import FaultError, InjectedFault
 from chaos.config import Fault, ProcessFault
+from chaos.proctree import command_line
 from chaos.watchdog import process_starttime, start_watchdog, stop_watchdog
 from core.errors import ConfigError
 from core.target import ProcessTarget
 
+__all__ = ["ProcessFaultInjector", "command_line", "process_state", "read_pidfile"]
+
 _SIGNALS = {"stop": signal.SIGSTOP, "kill": signal.SIGKILL, "term": signal.SIGTERM}
+_SIGNAME = {"stop": "SIGSTOP", "kill": "SIGKILL", "term": "SIGTERM"}
+_VERB = {"stop": "paused (SIGSTOP)", "kill": "killed (SIGKILL)", "term": "terminated (SIGTERM)"}
+_REWALKS = 10  # re-walks after signalling; a tree still forking after that is left to verify
 
 
 @dataclass
 class _Held:
     pid: int
-    starttime: int | None
+    procs: dict[int, int]  # every process signalled: PID -> start time
     action: str
     watchdog: subprocess.Popen[bytes] | None
 
@@ -48,26 +65,39 @@ def read_pidfile(path: str) -> int:
     return int(text)
 
 
-def command_line(pid: int) -> str | None:
-    """The command line of ``pid`` with spaces between arguments, None if it is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
-
-
 def process_state(pid: int) -> str | None:
     """The one-letter state of ``pid`` (R, S, T for stopped, Z...), None if it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[0]
+    stat = proctree.stat(pid)
+    return None if stat is None else stat.state
+
+
+def _same(pid: int, starttime: int) -> bool:
+    return process_starttime(pid) == starttime
+
+
+def _affected(pid: int, starttime: int, action: str) -> bool:
+    """Whether the fault shows on this process: stopped, or gone (a zombie is gone)."""
+    stat = proctree.stat(pid)
+    if stat is None or stat.starttime != starttime or stat.state in ("Z", "X"):
+        return True
+    return action == "stop" and stat.state in ("T", "t")
+
+
+def _short(cmd: str, width: int = 100) -> str:
+    """A command line on one line; a long one keeps its start (the program) and end (args)."""
+    cmd = " ".join(cmd.split())
+    return cmd if len(cmd) <= width else f"{cmd[:width // 2 - 1]}…{cmd[-(width // 2):]}"
+
+
+def _resume(procs: Mapping[int, int]) -> None:
+    for pid, starttime in procs.items():
+        if _same(pid, starttime):
+            with contextlib.suppress(ProcessLookupError):  # died while paused: nothing to do
+                os.kill(pid, signal.SIGCONT)
 
 
 class ProcessFaultInjector:
-    """Signals the processes named in ``target.processes``, and nothing else."""
+    """Signals the processes named in ``target.processes`` (and their trees), nothing else."""
 
     def __init__(self, processes: Mapping[str, ProcessTarget], *,
                  log_dir: Path | None = None) -> None:
@@ -84,6 +114,9 @@ class ProcessFaultInjector:
         pid = read_pidfile(target.pidfile)
         if pid == os.getpid():
             raise ConfigError(f"chaos refused: pidfile {target.pidfile} names readygate itself")
+        if pid in proctree.protected():
+            raise ConfigError(f"chaos refused: pidfile {target.pidfile} names PID {pid}, an "
+                              "ancestor of readygate")
         cmd = command_line(pid)
         if cmd is None:
             raise ConfigError(f"chaos refused: pidfile {target.pidfile} names PID {pid}, which"
@@ -95,50 +128,159 @@ class ProcessFaultInjector:
         return pid
 
     async def inject(self, fault: Fault) -> InjectedFault:
-        """Send the fault's signal; a pause gets a watchdog that resumes it at the TTL."""
+        """Signal the fault's scope and verify the effect; a pause gets a TTL watchdog."""
         if not isinstance(fault, ProcessFault):
             raise ConfigError(f"the process injector cannot inject {fault.kind!r}")
         pid = self.resolve(fault.service)
-        starttime = process_starttime(pid)
+        guard = proctree.protected()
+        procs = proctree.table()
+        pgid = self._group(pid, procs, guard) if fault.scope == "group" else None
+        if fault.scope == "tree":
+            chosen = [pid, *(p for p in proctree.descendants([pid], procs) if p not in guard)]
+        elif pgid is not None:
+            chosen = proctree.group_members(pgid, procs)
+        else:
+            chosen = [pid]
+        # The service's own tree must show the effect whatever the scope: a launcher's child
+        # left serving is exactly the fault that changed nothing.
+        watched = {p: procs[p].starttime for p in [*chosen, *proctree.descendants([pid], procs)]
+                   if p in procs and p not in guard}
         now = time.time()
         expires = now + fault.ttl_s
         watchdog = None
         if fault.action == "stop":
-            # The watchdog first: if it cannot start, the process is never paused.
+            # The watchdog first: if it cannot start, nothing is ever paused.
+            args = [a for p in chosen if p in watched
+                    for a in ("--sigcont", str(p), "--starttime", str(watched[p]))]
             log = self.log_dir / f"watchdog-{pid}.log" if self.log_dir else None
-            watchdog = start_watchdog(["--sigcont", str(pid), "--starttime", str(starttime)],
+            watchdog = start_watchdog(args + (["--tree"] if fault.scope != "pid" else []),
                                       expires_at=expires, log_path=log)
+        signalled: dict[int, int] = {}
         try:
-            os.kill(pid, _SIGNALS[fault.action])
-        except OSError as exc:
-            if watchdog is not None:
-                stop_watchdog(watchdog)
-            raise FaultError(f"cannot signal {fault.service} (PID {pid}): {exc}") from None
-        if fault.action == "stop":
-            # Signals are delivered asynchronously: report the fault once it is in effect.
-            deadline = time.monotonic() + 2.0
-            while process_state(pid) not in ("T", "t", None) and time.monotonic() < deadline:
-                await asyncio.sleep(0.005)
+            try:
+                self._signal(fault, pid, pgid, chosen, watched, signalled, guard)
+            except OSError as exc:  # EPERM: a process of another user in the tree or group
+                raise FaultError(f"cannot signal {fault.service} (PID {pid}, scope "
+                                 f"{fault.scope}): {exc}") from None
+            watched.update(signalled)
+            problem = await self._verify(fault, pid, pgid, watched, signalled)
+        except BaseException:
+            self._undo(fault.action, signalled, watchdog)
+            raise
+        if problem is not None:
+            self._undo(fault.action, signalled, watchdog)
+            raise FaultError(problem)
         fault_id = f"p-{uuid.uuid4().hex[:12]}"
-        self._held[fault_id] = _Held(pid, starttime, fault.action, watchdog)
-        verb = {"stop": "paused (SIGSTOP)", "kill": "killed (SIGKILL)",
-                "term": "terminated (SIGTERM)"}[fault.action]
-        detail: dict[str, object] = {"pid": pid, "action": fault.action}
+        self._held[fault_id] = _Held(pid, signalled, fault.action, watchdog)
+        detail: dict[str, object] = {"pid": pid, "action": fault.action, "scope": fault.scope,
+                                     "pids": sorted(signalled)}
+        if pgid is not None:
+            detail["pgid"] = pgid
         if watchdog is not None:
             detail["watchdog_pid"] = watchdog.pid
         return InjectedFault(fault_id=fault_id, service=fault.service, kind=fault.kind,
-                             summary=f"{fault.service} (PID {pid}) {verb}", started_at=now,
-                             expires_at=expires, detail=detail)
+                             summary=f"{fault.service} ({self._what(fault, pid, pgid, signalled)})"
+                                     f" {_VERB[fault.action]}",
+                             started_at=now, expires_at=expires, detail=detail)
 
     async def remove(self, injected: InjectedFault) -> float:
-        """Resume a paused process (if it is still the same one); kill/term only end."""
+        """Resume every paused process (if each is still the same one); kill/term only end."""
         held = self._held.pop(injected.fault_id, None)
         if held is None:
             return time.time()
-        # Resume first, then stop the watchdog: the process is never left paused between.
-        if held.action == "stop" and process_starttime(held.pid) == held.starttime:
-            with contextlib.suppress(ProcessLookupError):  # died while paused: nothing to do
-                os.kill(held.pid, signal.SIGCONT)
+        # Resume first, then stop the watchdog: nothing is left paused between the two.
+        if held.action == "stop":
+            _resume(held.procs)
         if held.watchdog is not None:
             stop_watchdog(held.watchdog)
         return time.time()
+
+    # -- helpers -------------------------------------------------------------------------
+    @staticmethod
+    def _group(pid: int, procs: dict[int, proctree.ProcStat], guard: frozenset[int]) -> int:
+        """The process group of ``pid``; ``ConfigError`` if it holds readygate or an ancestor."""
+        stat = procs.get(pid)
+        if stat is None:
+            raise ConfigError(f"chaos refused: PID {pid} ended before it could be signalled")
+        if stat.pgrp == os.getpgrp():
+            raise ConfigError(f"chaos refused: process group {stat.pgrp} of PID {pid} is "
+                              "readygate's own (use scope: tree)")
+        inside = sorted(set(proctree.group_members(stat.pgrp, procs)) & guard)
+        if inside:
+            raise ConfigError(f"chaos refused: process group {stat.pgrp} of PID {pid} holds "
+                              f"PID {inside[0]}, an ancestor of readygate (use scope: tree)")
+        return stat.pgrp
+
+    @staticmethod
+    def _signal(fault: ProcessFault, pid: int, pgid: int | None, chosen: list[int],
+                known: dict[int, int], signalled: dict[int, int], guard: frozenset[int]) -> None:
+        """Send the signal to the scope, then re-walk until no new process turns up."""
+        sig = _SIGNALS[fault.action]
+        pending = [p for p in chosen if p in known]
+        for _ in range(_REWALKS):
+            if pgid is not None:
+                with contextlib.suppress(ProcessLookupError):  # the whole group is gone
+                    os.killpg(pgid, sig)
+                signalled.update((p, known[p]) for p in pending)
+            else:
+                # Parents first: a stopped or dead parent cannot respawn the children after it.
+                for p in pending:
+                    if _same(p, known[p]):
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(p, sig)
+                    signalled[p] = known[p]
+            if fault.scope == "pid":
+                return
+            procs = proctree.table()
+            if pgid is not None:
+                found = proctree.group_members(pgid, procs)
+            else:
+                alive = [p for p, t in signalled.items() if p in procs and
+                         procs[p].starttime == t]
+                found = proctree.descendants(alive, procs)
+            pending = [p for p in found if p not in signalled and p not in guard]
+            known.update((p, procs[p].starttime) for p in pending)
+            if not pending:
+                return
+
+    @staticmethod
+    async def _verify(fault: ProcessFault, pid: int, pgid: int | None,
+                      watched: dict[int, int], signalled: dict[int, int]) -> str | None:
+        """None once every watched process shows the effect; else why it had none."""
+        deadline = time.monotonic() + fault.verify_s
+        while True:
+            left = [p for p, t in watched.items() if not _affected(p, t, fault.action)]
+            if not left or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.02)  # a bounded wait: signals are delivered asynchronously
+        if not left:
+            return None
+        first = left[0]
+        more = f" (and {len(left) - 1} more)" if len(left) > 1 else ""
+        message = (f"process fault on {fault.service!r} had no effect: pid {first} "
+                   f"({_short(command_line(first) or '?')}) still running{more} "
+                   f"{fault.verify_s:g}s after {_SIGNAME[fault.action]}")
+        if first not in signalled:
+            if fault.scope == "pid":
+                message += f"; scope pid signals only PID {pid} (use scope: tree)"
+            elif pgid is not None:
+                message += f"; it is outside process group {pgid} (use scope: tree)"
+        return message
+
+    @staticmethod
+    def _undo(action: str, signalled: dict[int, int],
+              watchdog: subprocess.Popen[bytes] | None) -> None:
+        """A failed injection leaves nothing paused behind (kill and term cannot be undone)."""
+        if action == "stop":
+            _resume(signalled)
+        if watchdog is not None:
+            stop_watchdog(watchdog)
+
+    @staticmethod
+    def _what(fault: ProcessFault, pid: int, pgid: int | None, signalled: dict[int, int]) -> str:
+        others = len(signalled) - 1
+        if pgid is not None:
+            return f"PID {pid}, process group {pgid}: {len(signalled)} process(es)"
+        if fault.scope == "tree" and others:
+            return f"PID {pid} and {others} descendant(s)"
+        return f"PID {pid}"

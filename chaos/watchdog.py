@@ -5,7 +5,8 @@ Toxiproxy toxic) get one of these. It runs in its own session without a parent-d
 so it outlives a SIGKILLed readygate; readygate stops it (SIGTERM, by PID) when it rolls the
 fault back itself. At the deadline it does each undo step it was given:
 
-- ``--sigcont PID --starttime T``: resume the process, if that PID is still the same process;
+- ``--sigcont PID --starttime T`` (repeatable, in pairs): resume each process, if that PID
+  is still the same process; with ``--tree`` also every descendant it has by then;
 - ``--http-delete URL`` / ``--http-post URL --json BODY``: call an API (Toxiproxy);
 - the shell command in ``READYGATE_WATCHDOG_COMMAND`` (kept out of argv: ``ps`` shows argv).
 """
@@ -24,17 +25,16 @@ from pathlib import Path
 
 import httpx
 
+from chaos import proctree
+
 COMMAND_ENV = "READYGATE_WATCHDOG_COMMAND"
 _MAX_WAIT_S = 86400.0
 
 
 def process_starttime(pid: int) -> int | None:
     """The kernel's start time of ``pid`` (field 22 of /proc/PID/stat), None if it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    stat = proctree.stat(pid)
+    return None if stat is None else stat.starttime
 
 
 def start_watchdog(args: list[str], *, expires_at: float, command: str | None = None,
@@ -70,12 +70,28 @@ def stop_watchdog(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
             proc.wait(timeout)
 
 
+def _resume(pids: list[int], starttimes: list[int], *, tree: bool) -> list[int]:
+    """SIGCONT each process that is still the same one (and, with ``tree``, its descendants)."""
+    # Only the same process: its PID may have been reused since the fault began.
+    same = [pid for i, pid in enumerate(pids)
+            if i >= len(starttimes) or process_starttime(pid) == starttimes[i]]
+    targets = same + (proctree.descendants(same, proctree.table()) if tree and same else [])
+    resumed: list[int] = []
+    for pid in targets:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGCONT)
+            resumed.append(pid)
+    return resumed
+
+
 def main(argv: list[str] | None = None) -> int:
     """Sleep until ``--at``, then undo the fault; SIGTERM before then does nothing."""
     parser = argparse.ArgumentParser(prog="python -m chaos.watchdog")
     parser.add_argument("--at", type=float, required=True, help="deadline, epoch seconds")
-    parser.add_argument("--sigcont", type=int, default=None, metavar="PID")
-    parser.add_argument("--starttime", type=int, default=None)
+    parser.add_argument("--sigcont", type=int, action="append", default=[], metavar="PID")
+    parser.add_argument("--starttime", type=int, action="append", default=[])
+    parser.add_argument("--tree", action="store_true",
+                        help="also resume the descendants of each --sigcont process")
     parser.add_argument("--http-delete", action="append", default=[], metavar="URL")
     parser.add_argument("--http-post", action="append", default=[], metavar="URL")
     parser.add_argument("--json", action="append", default=[], metavar="BODY")
@@ -85,12 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     wait = min(max(0.0, args.at - time.time()), _MAX_WAIT_S)
     time.sleep(wait)  # a bounded wait on a deadline: nothing else to do until then
     failures = 0
-    # Only the same process: its PID may have been reused since the fault began.
-    same = args.starttime is None or process_starttime(args.sigcont) == args.starttime
-    if args.sigcont is not None and same:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(args.sigcont, signal.SIGCONT)
-        print(f"watchdog: SIGCONT {args.sigcont} at TTL", flush=True)
+    resumed = _resume(args.sigcont, args.starttime, tree=args.tree)
+    if resumed:
+        print(f"watchdog: SIGCONT {' '.join(map(str, resumed))} at TTL", flush=True)
     with httpx.Client(timeout=args.timeout, trust_env=False) as client:
         for url in args.http_delete:
             try:

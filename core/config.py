@@ -384,9 +384,32 @@ def read_text(path: str | Path, what: str = "config") -> str:
         raise ConfigError(f"cannot read {what}: {exc}", path=str(path)) from None
 
 
+_ENV_REF = r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}"
+ENV_PATTERN = rf"^({_ENV_REF}|[^$])*{_ENV_REF}.*$"
+"""A string holding a ``${VAR}`` / ``${VAR:-default}`` reference (the loader fills it in)."""
+
+
+def _allow_env(node: Any) -> Any:
+    """Let every number and boolean in a schema also be a ``${VAR}`` string.
+
+    The loader interpolates before validation, so ``timeout_s: ${TIMEOUT:-5}`` is valid
+    config; without this, editors and CI schema checks would flag it.
+    """
+    if isinstance(node, list):
+        return [_allow_env(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _allow_env(v) for k, v in node.items()}
+    if out.get("type") in ("integer", "number", "boolean"):
+        keep = {k: v for k, v in out.items() if k in ("title", "description", "default")}
+        typed = {k: v for k, v in out.items() if k not in keep}
+        return {**keep, "anyOf": [typed, {"type": "string", "pattern": ENV_PATTERN}]}
+    return out
+
+
 def json_schema(model: type[BaseModel], title: str) -> dict[str, Any]:
-    """The JSON Schema of a file whose top level is ``model``."""
-    schema = model.model_json_schema()
+    """The JSON Schema of a file whose top level is ``model`` (``${VAR}`` allowed anywhere)."""
+    schema: dict[str, Any] = _allow_env(model.model_json_schema())
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = title
     return schema

@@ -11,12 +11,13 @@ import re
 from pydantic import Field, SecretStr, model_validator
 
 from core.config import Model
+from core.http import secret_values, split_userinfo
 
 
 class Credentials(Model):
     """The journey user; the password comes from the environment and is always redacted."""
 
-    username: str = "demo"
+    username: str | None = None
     password: SecretStr | None = None
 
 
@@ -50,7 +51,9 @@ class Target(Model):
     environment: str = Field(
         "staging", description="'production' is refused unless --allow-production")
     services: dict[str, str] = Field(
-        default_factory=dict, description="base URL per service, e.g. {web: https://staging.example.com}")
+        default_factory=dict, description="base URL per service, e.g. {web: https://staging."
+        "example.com}; credentials in the URL (https://user:pass@host) are sent as basic "
+        "auth and redacted")
     fault_proxies: dict[str, str] = Field(
         default_factory=dict,
         description="readygate fault proxy control URL per service; chaos touches only these")
@@ -65,6 +68,19 @@ class Target(Model):
     def _urls(self) -> Target:
         for kind, mapping in (("services", self.services), ("fault_proxies", self.fault_proxies)):
             for name, url in mapping.items():
+                shown, credentials = split_userinfo(url)
                 if not re.match(r"^https?://", url):
-                    raise ValueError(f"{kind}.{name}: {url!r} is not an http(s) URL")
+                    raise ValueError(f"{kind}.{name}: {shown!r} is not an http(s) URL")
+                if credentials is not None and 0 < len(credentials[1]) < 4:
+                    # core.redact cannot mask shorter values without masking ordinary words
+                    raise ValueError(f"{kind}.{name}: the password in the URL is shorter than "
+                                     "4 characters: too short to be masked in output")
         return self
+
+    def secrets(self) -> list[str]:
+        """The journey user's password and the credentials in any URL's user-info.
+
+        A service URL keeps its user-info (httpx sends it as basic auth); these values are
+        registered with :mod:`core.redact`, and URLs are shown without it.
+        """
+        return secret_values(self)

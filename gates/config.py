@@ -25,6 +25,16 @@ class CheckBase(Model):
     def display_name(self) -> str:
         return self.name or self.default_name()
 
+    @property
+    def jname(self) -> str:
+        """The followed journey's name for messages ("journey" when any journey will do)."""
+        return getattr(self, "journey", None) or "journey"
+
+    @property
+    def sname(self) -> str:
+        """The checked service's name for messages ("service" when the probes' one)."""
+        return getattr(self, "service", None) or "service"
+
     def default_name(self) -> str:
         raise NotImplementedError
 
@@ -84,22 +94,26 @@ class TraceCheck(CheckBase):
     """The probe's trace reaches the trace backend and spans the expected services."""
 
     signal: Literal["trace"]
-    journey: JourneyName = "upload"
-    services: list[str] = Field(default_factory=lambda: ["web"])
+    journey: JourneyName | None = Field(
+        None, description="the journey whose probes this check follows (default: any)")
+    services: list[str] = Field(
+        default_factory=list, description="services the trace must span (default: any span)")
     spans: list[SpanSelector] = Field(
         default_factory=list, description="each selector must match at least one span")
     anchor: Anchor = "probe_sent"
     deadline_s: float = Field(10.0, gt=0, le=3600)
 
     def default_name(self) -> str:
-        return f"{self.journey} trace spans {'+'.join(self.services)}"
+        spans = "+".join(self.services) or "the trace backend"
+        return f"{self.journey or 'any journey'} trace spans {spans}"
 
 
 class LogsCheck(CheckBase):
     """Log lines carrying the probe's trace id reach the log backend."""
 
     signal: Literal["logs"]
-    journey: JourneyName = "login"
+    journey: JourneyName | None = Field(
+        None, description="the journey whose probes this check follows (default: any)")
     by: Literal["trace_id", "request_id"] = Field(
         "trace_id", description="which of the probe's ids the lines must carry")
     services: list[str] = Field(default_factory=list, description="services that must have logged")
@@ -108,7 +122,7 @@ class LogsCheck(CheckBase):
     deadline_s: float = Field(10.0, gt=0, le=3600)
 
     def default_name(self) -> str:
-        return f"{self.journey} logs carry the trace id"
+        return f"{self.journey or 'any journey'} logs carry the trace id"
 
 
 class MetricCheck(CheckBase):
@@ -125,26 +139,29 @@ class ProbeCheck(CheckBase):
     """A journey's probes succeed (again) within the deadline: N consecutive passes."""
 
     signal: Literal["probe"]
-    journey: JourneyName = "health"
+    journey: JourneyName | None = Field(
+        None, description="the journey whose probes this check follows (default: any)")
     consecutive: int = Field(2, ge=1, le=100)
 
     def default_name(self) -> str:
-        return f"{self.journey} probes succeed"
+        return f"{self.journey or 'any journey'} probes succeed"
 
 
 class HealthCheck(CheckBase):
     """The service's health endpoints answer as expected (5xx while a dependency is down)."""
 
     signal: Literal["health"]
-    service: str = "web"
-    paths: list[str] = Field(default_factory=lambda: ["/health", "/health/ready"], min_length=1)
+    service: str | None = Field(
+        None, description="the target service (default: the probes' service)")
+    paths: list[str] = Field(min_length=1, description="health endpoints, e.g. [/healthz]")
     expect: Literal["down", "up"] = Field(
         "down", description="down: every path answers 5xx (the fault shows); up: every path 2xx")
     anchor: Anchor = "fault_start"
     deadline_s: float = Field(10.0, gt=0, le=3600)
 
     def default_name(self) -> str:
-        return f"{self.service} {', '.join(self.paths)} report {self.expect}"
+        service = f"{self.service} " if self.service else ""
+        return f"{service}{', '.join(self.paths)} report {self.expect}"
 
 
 class MetricContractCheck(CheckBase):
@@ -224,27 +241,29 @@ class LogFieldsCheck(CheckBase):
 
     signal: Literal["log_fields"]
     phase: PhaseName = "baseline"
-    journey: JourneyName = "login"
+    journey: JourneyName | None = Field(
+        None, description="the journey whose probes this check follows (default: any)")
     fields: list[str] = Field(default_factory=lambda: ["level", "service", "trace_id"],
                               min_length=1, description="dotted paths allowed")
     anchor: Anchor = "probe_sent"
     deadline_s: float = Field(10.0, gt=0, le=3600)
 
     def default_name(self) -> str:
-        return f"{self.journey} logs carry {', '.join(self.fields)}"
+        return f"{self.journey or 'any journey'} logs carry {', '.join(self.fields)}"
 
 
 class LogLevelsCheck(CheckBase):
     """A failed request is logged at ERROR (or above), not at INFO."""
 
     signal: Literal["log_levels"]
-    journey: JourneyName = "upload"
+    journey: JourneyName | None = Field(
+        None, description="the journey whose probes this check follows (default: any)")
     min_level: Literal["WARNING", "ERROR", "CRITICAL"] = "ERROR"
     anchor: Anchor = "probe_sent"
     deadline_s: float = Field(10.0, gt=0, le=3600)
 
     def default_name(self) -> str:
-        return f"failed {self.journey} logged at {self.min_level}"
+        return f"failed {self.journey or 'any journey'} logged at {self.min_level}"
 
 
 class LogBudgetCheck(CheckBase):
@@ -252,14 +271,15 @@ class LogBudgetCheck(CheckBase):
 
     signal: Literal["log_budget"]
     phase: PhaseName = "baseline"
-    journey: JourneyName = "upload"
+    journey: JourneyName | None = Field(
+        None, description="the journey whose probes this check follows (default: any)")
     max_lines_per_request: int = Field(20, ge=1)
     sample: int = Field(5, ge=1, le=100, description="how many of the phase's probes to count")
     anchor: Anchor = "probe_sent"
     deadline_s: float = Field(10.0, gt=0, le=3600)
 
     def default_name(self) -> str:
-        return f"{self.journey} log lines per request <= {self.max_lines_per_request}"
+        return f"{self.jname} log lines per request <= {self.max_lines_per_request}"
 
 
 class SecretLeakCheck(CheckBase):
@@ -267,7 +287,8 @@ class SecretLeakCheck(CheckBase):
 
     signal: Literal["secret_leak"]
     phase: PhaseName = "recovery"
-    journey: JourneyName = Field("login", description="whose log lines prove logs are flowing")
+    journey: JourneyName | None = Field(
+        None, description="whose log lines prove logs are flowing (default: any journey)")
     deadline_s: float = Field(10.0, gt=0, le=3600)
 
     def default_name(self) -> str:
@@ -278,13 +299,14 @@ class TraceErrorSpanCheck(CheckBase):
     """Under a fault, the failed probe's trace holds an error span matching the selector."""
 
     signal: Literal["trace_error_span"]
-    journey: JourneyName = "upload"
+    journey: JourneyName | None = Field(
+        None, description="the journey whose probes this check follows (default: any)")
     span: SpanSelector = Field(default_factory=SpanSelector)
     anchor: Anchor = "probe_sent"
     deadline_s: float = Field(10.0, gt=0, le=3600)
 
     def default_name(self) -> str:
-        return f"failed {self.journey} trace has an error {self.span.describe()}"
+        return f"failed {self.journey or 'any journey'} trace has an error {self.span.describe()}"
 
 
 _SENSITIVE = ["password", "passwd", "secret", "token", "authorization", "cookie", "api_key",
@@ -296,27 +318,29 @@ class TraceAttributesCheck(CheckBase):
 
     signal: Literal["trace_attributes"]
     phase: PhaseName = "baseline"
-    journey: JourneyName = "login"
+    journey: JourneyName | None = Field(
+        None, description="the journey whose probes this check follows (default: any)")
     forbidden: list[str] = Field(default_factory=lambda: list(_SENSITIVE),
                                  description="attribute keys containing these are refused")
     anchor: Anchor = "probe_sent"
     deadline_s: float = Field(10.0, gt=0, le=3600)
 
     def default_name(self) -> str:
-        return f"{self.journey} spans carry no sensitive attributes"
+        return f"{self.journey or 'any journey'} spans carry no sensitive attributes"
 
 
 class ErrorEventCheck(CheckBase):
     """An error event tied to the failed probe's trace (or request) id appears in time."""
 
     signal: Literal["error_event"]
-    journey: JourneyName = "upload"
+    journey: JourneyName | None = Field(
+        None, description="the journey whose probes this check follows (default: any)")
     by: Literal["trace_id", "request_id"] = "trace_id"
     anchor: Anchor = "probe_sent"
     deadline_s: float = Field(15.0, gt=0, le=3600)
 
     def default_name(self) -> str:
-        return f"failed {self.journey} reported as an error event"
+        return f"failed {self.journey or 'any journey'} reported as an error event"
 
 
 _PII = ["user.email", "user.ip_address", "request.cookies", "request.headers.Authorization",
@@ -327,14 +351,15 @@ class PiiScrubbedCheck(CheckBase):
     """The failed probe's error events carry no user PII and none of the journey's secrets."""
 
     signal: Literal["pii_scrubbed"]
-    journey: JourneyName = "upload"
+    journey: JourneyName | None = Field(
+        None, description="the journey whose probes this check follows (default: any)")
     fields: list[str] = Field(default_factory=lambda: list(_PII),
                               description="dotted paths into the event that must be absent")
     anchor: Anchor = "probe_sent"
     deadline_s: float = Field(15.0, gt=0, le=3600)
 
     def default_name(self) -> str:
-        return f"{self.journey} error events carry no PII"
+        return f"{self.journey or 'any journey'} error events carry no PII"
 
 
 class HygieneCheck(CheckBase):
@@ -363,7 +388,8 @@ class SloCheck(CheckBase):
 
     signal: Literal["slo"]
     phase: PhaseName = "baseline"
-    journey: JourneyName = "health"
+    journey: JourneyName | None = Field(
+        None, description="the journey whose probes this check follows (default: any)")
     min_success_ratio: float = Field(0.99, ge=0, le=1)
     max_p95_ms: float | None = Field(None, gt=0, description="None: latency is not judged")
     window_s: float = Field(10.0, gt=0, le=86400, description="observed from the anchor on")
@@ -378,7 +404,7 @@ class SloCheck(CheckBase):
 
     def default_name(self) -> str:
         p95 = f", p95 <= {self.max_p95_ms:g}ms" if self.max_p95_ms is not None else ""
-        return f"{self.journey} SLO: success >= {self.min_success_ratio:.2%}{p95}"
+        return f"{self.journey or 'any journey'} SLO: success >= {self.min_success_ratio:.2%}{p95}"
 
 
 Check = Annotated[

@@ -45,7 +45,12 @@ class CheckContext:
     notifications: NotificationsBackend | None = None
     http: httpx.AsyncClient | None = None        # for runbook links and raw /metrics scrapes
     services: dict[str, str] = field(default_factory=dict)  # target.services
+    probe_base_url: str | None = None  # where journeys without a base_url go (health checks)
     secrets: list[str] = field(default_factory=list, repr=False)  # the journey's secrets
+    # raw /metrics scrapes with backends.scrape's TLS/auth (default: http)
+    scrape_http: httpx.AsyncClient | None = None
+    # clients built for backends with HTTP options of their own; closed by aclose()
+    backend_clients: list[httpx.AsyncClient] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if self.metrics is None:
@@ -56,5 +61,13 @@ class CheckContext:
             self.errors = self.errors or SinkErrors(self.sink)
             self.notifications = self.notifications or SinkNotifications(self.sink)
 
-    def probes_since(self, journey: str, since: float) -> list[ProbeResult]:
-        return [p for p in self.probe_results if p.journey == journey and p.started_at >= since]
+    async def aclose(self) -> None:
+        """Close the backend clients built for this run (the shared ``http`` is the caller's)."""
+        for client in self.backend_clients:
+            await client.aclose()
+        self.backend_clients.clear()
+
+    def probes_since(self, journey: str | None, since: float) -> list[ProbeResult]:
+        """The probe runs of ``journey`` (of any journey if None) started at or after ``since``."""
+        return [p for p in self.probe_results
+                if (journey is None or p.journey == journey) and p.started_at >= since]

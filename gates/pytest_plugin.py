@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core import redact
 from core.config import parse_model, read_text
 from core.errors import ConfigError
+from core.http import client_kwargs, secret_values
 from core.target import Target
 from gates.backends.config import Backends
 from gates.backends.registry import ContextBackends, build_all
@@ -221,13 +222,7 @@ class SuiteConfig(BaseModel):
 
     def secrets(self) -> list[str]:
         """The secret values of these sections (registered for redaction)."""
-        out = [] if self.target.credentials.password is None else \
-            [self.target.credentials.password.get_secret_value()]
-        for backend in (self.backends.prometheus, self.backends.alertmanager, self.backends.sink,
-                        *self.backends.by_signal().values()):
-            if backend is not None and backend.token is not None:
-                out.append(backend.token.get_secret_value())
-        return out
+        return self.target.secrets() + self.backends.secrets() + secret_values(self.probes)
 
 
 def _suite_config(text: str, path: str) -> SuiteConfig:
@@ -288,7 +283,7 @@ def backends(readygate_config: SuiteConfig, run_async: AsyncRunner) -> Iterator[
             (readygate_config.backends.prometheus, readygate_config.backends.sink,
              readygate_config.backends.alertmanager)):
         pytest.skip("the run's config names no backends")
-    client = httpx.AsyncClient(timeout=10.0, trust_env=False)
+    client = httpx.AsyncClient(timeout=10.0, **client_kwargs(None, name="backends"))
     b = build_all(readygate_config.backends, client)
     # the same defaults the run's checks get: metrics -> prometheus, the rest -> the sink
     ctx = CheckContext(prometheus=b.prometheus, sink=b.sink, anchors=Anchors(),
@@ -297,5 +292,6 @@ def backends(readygate_config: SuiteConfig, run_async: AsyncRunner) -> Iterator[
                        notifications=b.notifications)
     yield ContextBackends(prometheus=ctx.prometheus, alertmanager=ctx.alertmanager,
                           sink=ctx.sink, metrics=ctx.metrics, logs=ctx.logs, traces=ctx.traces,
-                          errors=ctx.errors, notifications=ctx.notifications)
+                          errors=ctx.errors, notifications=ctx.notifications, scrape=b.scrape)
+    run_async(b.aclose())
     run_async(client.aclose())

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from core.config import resolve_path
+from core.http import userinfo
 from core.procs import _die_with_parent  # the child must not outlive a SIGKILLed run
 from core.target import Target
 from gates.backends.config import Backends
@@ -51,8 +52,9 @@ _MESSAGE_MAX = 500
 def run_document(report: Report, config: SuiteSections) -> tuple[dict[str, Any], dict[str, str]]:
     """The run file's content and the environment holding its secrets.
 
-    Every secret value (password, tokens) is replaced by ``${READYGATE_SUITE_SECRET_n}``;
-    the values travel only in the child's environment, never in a file.
+    Every secret value (password, tokens, a URL's user:password) is replaced by
+    ``${READYGATE_SUITE_SECRET_n}``; the values travel only in the child's environment,
+    never in a file.
     """
     env: dict[str, str] = {}
 
@@ -61,6 +63,10 @@ def run_document(report: Report, config: SuiteSections) -> tuple[dict[str, Any],
             name = f"{_SECRET_ENV}{len(env)}"
             env[name] = value.get_secret_value()
             return "${" + name + "}"
+        if isinstance(value, str) and (raw := userinfo(value)) is not None:
+            name = f"{_SECRET_ENV}{len(env)}"
+            env[name] = raw
+            return value.replace(raw + "@", "${" + name + "}@", 1)
         if isinstance(value, dict):
             return {k: strip(v) for k, v in value.items() if v is not None}
         if isinstance(value, list | tuple):

@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import tempfile
 import time
 import urllib.parse
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,28 @@ from probes.spec import BrowserJourney, BrowserSettings, BrowserStep
 LAUNCH_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu",
                "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run"]
+
+CHROMIUM_ENV = "READYGATE_CHROMIUM"
+"""Overrides ``browser.executable_path``: a Chromium binary, or ``playwright``."""
+
+
+def chromium_executable(settings: BrowserSettings,
+                        environ: Mapping[str, str] | None = None) -> str | None:
+    """The Chromium to launch: ``$READYGATE_CHROMIUM``, else ``browser.executable_path``.
+
+    The machine knows where its browser is, so the environment wins over the journeys file.
+    ``playwright`` means Playwright's own browser (``python -m playwright install chromium``,
+    as on GitHub-hosted Ubuntu runners, which have no Debian chromium): None for Playwright.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(CHROMIUM_ENV, "").strip() or settings.executable_path
+    if value == "playwright":
+        return None
+    if not Path(value).is_file():
+        raise FileNotFoundError(f"no Chromium at {value}: install the chromium package, or set "
+                                f"{CHROMIUM_ENV} to a Chromium binary or to 'playwright'")
+    return value
+
 
 # Runs in every page before its own scripts: collects Web Vitals as the browser reports them.
 VITALS_JS = """
@@ -197,7 +221,7 @@ class BrowserRun:
         error: str | None = None
         artifacts: list[str] = []
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=self.settings.executable_path,
+            browser = await pw.chromium.launch(executable_path=chromium_executable(self.settings),
                                                args=LAUNCH_ARGS, headless=True)
             try:
                 width, height = self.settings.viewport

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import secrets
+import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 import httpx
 
 from core import redact
+from core.http import describe, display_url, url_secrets
 from core.redact import MASK
 from probes import jsonpath
 from probes.correlation import Correlation
@@ -193,6 +195,11 @@ class HttpRun:
         self.files_dir = files_dir
         self.corr = Correlation(name)
         secret_values = {v.get_secret_value() for v in spec.secrets.values()}
+        if "@" in base_url:
+            # user:password@ in the target URL: httpx sends it as basic auth; never shown
+            in_url = url_secrets(base_url)
+            redact.register(*in_url)
+            secret_values.update(in_url)
         variables = {k: str(v) for k, v in spec.vars.items()}
         variables.update({k: v.get_secret_value() for k, v in spec.secrets.items()})
         variables.update(run_id=secrets.token_hex(8), trace_id=self.corr.trace_id,
@@ -267,7 +274,7 @@ class HttpRun:
         timeout = step.timeout_s or self.spec.timeout_s
         method = step.method.upper()
         path = httpx.URL(url).path or "/"
-        shown = self.state.scrub(url.split("?", 1)[0])
+        shown = self.state.scrub(display_url(url.split("?", 1)[0]))
         where = f"{name}: {method} {path}"
         start = time.perf_counter()
         attempt = 0
@@ -298,7 +305,11 @@ class HttpRun:
                 # out, only idempotent methods are (a POST may already have been processed).
                 sent = not isinstance(exc, httpx.ConnectError)
                 kind = "network_after_send" if sent and method not in _IDEMPOTENT else "network"
-                failure = f"{where}: {type(exc).__name__}: {exc}".rstrip(": ")
+                failure = f"{where}: {describe(exc)}"
+            except ssl.SSLError as exc:
+                # anyio lets a TLS alert on read (e.g. "certificate required") past httpx
+                kind = "network_after_send" if method not in _IDEMPOTENT else "network"
+                failure = f"{where}: {describe(exc)}"
             except httpx.HTTPError as exc:
                 failure = f"{where}: {type(exc).__name__}: {exc}".rstrip(": ")
             elapsed = time.perf_counter() - t0
@@ -354,7 +365,7 @@ class HttpRun:
         return ProbeResult(journey=self.name, started_at=started,
                            duration_s=time.perf_counter() - t0, success=error is None,
                            trace_id=self.corr.trace_id, steps=tuple(self.steps), error=error,
-                           kind="http", target=self.state.scrub(self.base_url),
+                           kind="http", target=self.state.scrub(display_url(self.base_url)),
                            user_agent=self.corr.user_agent)
 
 

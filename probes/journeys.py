@@ -1,4 +1,7 @@
-"""Journeys by name: the built-ins (health, login, upload) and those from journeys files.
+"""Journeys by name, from journeys files and readygate.yaml, ready to run.
+
+There are no built-in journeys: a gate, a drill, ``probe run``, ``probe serve`` and load
+all run what the user wrote (the demo ships its own journeys file, demo/journeys.yaml).
 
 Each journey takes the httpx client it should use (tests hand in a transport, real runs a
 pooled client), returns a :class:`ProbeResult`, and never raises for a failing target:
@@ -7,28 +10,26 @@ a failure is a result. Every request carries readygate's traceparent and a reque
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
 from core.errors import ConfigError
-from probes.builtin import builtin, expand
+from core.http import secret_values
 from probes.correlation import Correlation
 from probes.http import run_http
 from probes.model import ProbeResult
-from probes.spec import BUILTINS, BrowserJourney, BrowserSettings, HttpJourney, JourneysFile
-
-
-@dataclass(frozen=True)
-class JourneyContext:
-    """What a journey needs to know about the target."""
-
-    base_url: str
-    username: str
-    password: str
-    timeout_s: float = 5.0
-    upload_size_bytes: int = 1024
+from probes.spec import (
+    VAR_RE,
+    BrowserJourney,
+    BrowserSettings,
+    HttpJourney,
+    JourneysFile,
+    load_journeys,
+)
 
 
 class StepFailed(Exception):
@@ -93,55 +94,114 @@ def timed_out(journey: Journey, started_at: float, duration_s: float) -> ProbeRe
                        target=journey.base_url, user_agent=corr.user_agent)
 
 
-def from_context(name: str, ctx: JourneyContext, interval_s: float = 30.0) -> Journey:
-    """A built-in journey configured from a :class:`JourneyContext`."""
-    if name not in BUILTINS:
-        raise ConfigError(f"no built-in journey {name!r} (one of: {', '.join(BUILTINS)})")
-    params = {"size_bytes": ctx.upload_size_bytes} if name == "upload" else {}
-    spec = builtin(name, **params).model_copy(update={"timeout_s": ctx.timeout_s})
-    spec = expand(name, spec, username=ctx.username, password=ctx.password)
-    return Journey(name, spec, ctx.base_url, interval_s)
+@dataclass(frozen=True)
+class Defined:
+    """One journey definition and where it came from (for errors and relative files)."""
+
+    spec: HttpJourney | BrowserJourney
+    source: str
+    files_dir: Path | None
 
 
-def resolve(names: list[str], journeys_file: JourneysFile | None, *, base_url: str | None,
-            username: str | None, password: str | None, interval_s: float,
-            files_dir: Path | None = None, timeout_s: float = 10.0,
-            upload_size_bytes: int = 1024) -> list[Journey]:
-    """The journeys to run: the named ones (all of the file's, else the built-ins, if none)."""
-    defined: dict[str, HttpJourney | BrowserJourney] = {}
-    if journeys_file is not None:
-        defined.update(journeys_file.journeys)
-        defined.update(journeys_file.browser_journeys)
-    for name in BUILTINS:
-        params = {"size_bytes": upload_size_bytes} if name == "upload" else {}
-        defined.setdefault(name, builtin(name, **params).model_copy(
-            update={"timeout_s": timeout_s}))
-    if not names:
-        names = list(journeys_file.journeys) + list(journeys_file.browser_journeys) \
-            if journeys_file is not None and (journeys_file.journeys
-                                              or journeys_file.browser_journeys) \
-            else list(BUILTINS)
+@dataclass(frozen=True)
+class Catalog:
+    """Every journey the config defines, by name: from journeys files and inline."""
+
+    journeys: dict[str, Defined] = field(default_factory=dict)
+    browser: BrowserSettings = field(default_factory=BrowserSettings)
+
+    @property
+    def names(self) -> list[str]:
+        """Every defined journey's name, in definition order."""
+        return list(self.journeys)
+
+    def secrets(self) -> list[str]:
+        """Every secret the journeys define (secrets, passwords, URL credentials, key passwords)."""
+        return secret_values(*(d.spec for d in self.journeys.values()))
+
+
+def build_catalog(files: list[Path], inline: JourneysFile | None = None,
+                  inline_source: str = "readygate.yaml",
+                  inline_dir: Path | None = None) -> Catalog:
+    """Merge journeys files and inline journeys; a name defined twice is a ConfigError."""
+    journeys: dict[str, Defined] = {}
+    browser: BrowserSettings | None = None
+    parts: list[tuple[JourneysFile, str, Path | None]] = [
+        (load_journeys(f), str(f), f.parent) for f in files]
+    if inline is not None:
+        parts.append((inline, inline_source, inline_dir))
+    for spec, source, files_dir in parts:
+        defined: list[tuple[str, HttpJourney | BrowserJourney]] = [
+            *spec.journeys.items(), *spec.browser_journeys.items()]
+        for name, journey in defined:
+            if name in journeys:
+                raise ConfigError(f"journey {name!r} is defined twice (also in "
+                                  f"{journeys[name].source})", path=source,
+                                  key=f"journeys.{name}")
+            journeys[name] = Defined(journey, source, files_dir)
+        if "browser" in spec.model_fields_set:
+            browser = spec.browser
+    return Catalog(journeys, browser or BrowserSettings())
+
+
+def unknown_journey(name: str, catalog: Catalog) -> str:
+    """The message for a journey name the catalog does not define (with did-you-mean)."""
+    close = difflib.get_close_matches(name, catalog.names, n=1)
+    if close:
+        return f"no journey named {name!r} (did you mean {close[0]!r}?)"
+    defined = ", ".join(catalog.names) or "none: add journeys or probes.journeys_file"
+    return f"no journey named {name!r} (defined: {defined})"
+
+
+def with_credentials(journey: HttpJourney | BrowserJourney, username: str | None,
+                     password: str | None) -> HttpJourney | BrowserJourney:
+    """``{{username}}`` / ``{{password}}`` from the target, unless the journey sets its own."""
+    update: dict[str, object] = {}
+    if username is not None and "username" not in journey.vars:
+        update["vars"] = {**journey.vars, "username": username}
+    if password and "password" not in journey.secrets:
+        update["secrets"] = {**journey.secrets, "password": SecretStr(password)}
+    return journey.model_copy(update=update) if update else journey
+
+
+def _uses(journey: HttpJourney | BrowserJourney, var: str) -> bool:
+    return var in VAR_RE.findall(journey.model_dump_json(by_alias=True))
+
+
+def credentials_problem(name: str, spec: HttpJourney | BrowserJourney) -> str | None:
+    """Why ``spec`` (credentials filled in) cannot run: it uses a credential nobody set."""
+    for var in ("username", "password"):
+        known = spec.vars if var == "username" else spec.secrets
+        if var not in known and _uses(spec, var):
+            return (f"journey {name!r} uses {{{{{var}}}}} but neither the journey nor "
+                    f"target.credentials.{var} sets it")
+    return None
+
+
+def resolve(names: list[str], catalog: Catalog, *, base_url: str | None,
+            username: str | None = None, password: str | None = None,
+            interval_s: float = 30.0, timeout_s: float | None = None) -> list[Journey]:
+    """The journeys to run: the named ones, or every defined one if ``names`` is empty.
+
+    A journey without its own ``base_url`` calls ``base_url`` (the probes' service); one
+    without its own ``timeout_s`` gets ``timeout_s``.
+    """
     out: list[Journey] = []
-    for name in names:
-        if name not in defined:
-            raise ConfigError(f"no journey named {name!r} (defined: {', '.join(sorted(defined))})")
-        spec = defined[name]
-        if isinstance(spec, HttpJourney):
-            spec = expand(name, spec, username=username, password=password)
+    for name in names or catalog.names:
+        if name not in catalog.journeys:
+            raise ConfigError(unknown_journey(name, catalog), key="probes.journeys")
+        defined = catalog.journeys[name]
+        spec = with_credentials(defined.spec, username, password)
+        problem = credentials_problem(name, spec)
+        if problem is not None:
+            raise ConfigError(problem, path=defined.source, key=f"journeys.{name}")
+        if timeout_s is not None and "timeout_s" not in spec.model_fields_set:
+            spec = spec.model_copy(update={"timeout_s": timeout_s})
         target = spec.base_url or base_url
         if not target:
             raise ConfigError(f"journey {name!r} has no base_url and the config names no "
-                              "probe target", key=f"journeys.{name}.base_url")
-        browser = journeys_file.browser if journeys_file is not None else BrowserSettings()
-        out.append(Journey(name, spec, target, spec.interval_s or interval_s, files_dir,
-                           browser))
+                              "probe target (target.services and probes.service)",
+                              path=defined.source, key=f"journeys.{name}.base_url")
+        out.append(Journey(name, spec, target, spec.interval_s or interval_s,
+                           defined.files_dir, catalog.browser))
     return out
-
-
-# Built-in journeys by name (kept for callers that list them).
-JOURNEYS: tuple[str, ...] = BUILTINS
-
-
-async def run_journey(name: str, client: httpx.AsyncClient, ctx: JourneyContext) -> ProbeResult:
-    """Run one built-in journey once; failures are results, never exceptions."""
-    return await from_context(name, ctx).run(client)

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from core import redact
+from core.http import display_url
 from probes.journeys import Journey
 from probes.model import ProbeResult
 
@@ -169,7 +170,7 @@ class ProbeMetrics(Collector):
                                  labels=["journey", "step", "kind", "target", "location"])
         for j in self.journeys:
             for step in j.steps:
-                info.add_metric([j.name, step, j.kind, redact.scrub(j.base_url),
+                info.add_metric([j.name, step, j.kind, redact.scrub(display_url(j.base_url)),
                                  self.location], 1.0)
         yield info
         lateness = GaugeMetricFamily("readygate_probe_schedule_lateness_seconds",

@@ -14,7 +14,9 @@ from collections.abc import Callable, Sequence
 
 import httpx
 
-from probes.journeys import Journey, JourneyContext, from_context, timed_out
+from core.http import ConnectOptions
+from probes.clients import ProbeClients
+from probes.journeys import Journey, timed_out
 from probes.model import ProbeResult
 
 # (journey name, scheduled monotonic start, actual monotonic start): lets tests and the
@@ -25,23 +27,18 @@ StartHook = Callable[[str, float, float], None]
 class ProbeScheduler:
     """Starts one loop per journey; ``stop()`` ends them (a running journey is cancelled).
 
-    ``journeys`` are built-in names (configured from ``ctx`` and ``interval_s``) or
-    :class:`Journey` objects with their own intervals.
+    Each :class:`Journey` runs on its own interval (``probes.journeys.resolve`` builds them).
+    Journeys with TLS or proxy options (``http``: ``probes.http``; a journey's ``tls:``) run
+    on clients of their own, closed by ``stop()``; the others on ``client``.
     """
 
-    def __init__(self, journeys: Sequence[str | Journey], client: httpx.AsyncClient,
-                 ctx: JourneyContext | None, interval_s: float,
+    def __init__(self, journeys: Sequence[Journey], client: httpx.AsyncClient,
                  on_result: Callable[[ProbeResult], None], *, max_concurrency: int = 32,
-                 on_start: StartHook | None = None) -> None:
-        self.journeys: list[Journey] = []
-        for j in journeys:
-            if isinstance(j, Journey):
-                self.journeys.append(j)
-            else:
-                if ctx is None:
-                    raise ValueError(f"journey {j!r} by name needs a JourneyContext")
-                self.journeys.append(from_context(j, ctx, interval_s))
+                 on_start: StartHook | None = None, http: ConnectOptions | None = None
+                 ) -> None:
+        self.journeys: list[Journey] = list(journeys)
         self.client = client
+        self.clients = ProbeClients(client, http)
         self.on_result = on_result
         self.on_start = on_start
         self._limit = asyncio.Semaphore(max_concurrency)
@@ -63,7 +60,7 @@ class ProbeScheduler:
             # new Task, a measurable share of a run's CPU at 1,000 runs/s.
             try:
                 async with asyncio.timeout(journey.run_timeout_s):
-                    return await journey.run(self.client)
+                    return await journey.run(self.clients.for_journey(journey))
             except TimeoutError:
                 return timed_out(journey, started, time.monotonic() - t0)
 
@@ -84,10 +81,11 @@ class ProbeScheduler:
                 next_start += missed * journey.interval_s
 
     async def stop(self) -> None:
-        """Cancel every loop and wait for them."""
+        """Cancel every loop and wait for them; close the clients built for options."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.clients.aclose()

@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from core import redact
+from core.http import ConnectOptions
 from probes.journeys import Journey, timed_out
 from probes.metrics import ProbeMetrics, render_single
 from probes.scheduler import ProbeScheduler
@@ -51,8 +52,11 @@ def http_2xx_module() -> Journey:
 
 
 def create_app(journeys: Sequence[Journey], *, location: str, max_concurrency: int = 32,
-               client: httpx.AsyncClient | None = None, freeze_gc: bool = False) -> Starlette:
+               client: httpx.AsyncClient | None = None, freeze_gc: bool = False,
+               http: ConnectOptions | None = None) -> Starlette:
     """The exporter app; its lifespan runs the schedules.
+
+    ``http`` (``probes.http``): TLS and proxies for journeys without a ``tls:`` of their own.
 
     ``freeze_gc`` (for a process that serves nothing else): once every journey has run,
     move what exists then out of the cyclic GC's reach (``gc.freeze``).
@@ -61,6 +65,7 @@ def create_app(journeys: Sequence[Journey], *, location: str, max_concurrency: i
     modules = {j.name: j for j in journeys}
     modules.setdefault("http_2xx", http_2xx_module())
     state: dict[str, ProbeScheduler] = {}
+    options = http  # inside the lifespan, `http` is the client
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -70,9 +75,9 @@ def create_app(journeys: Sequence[Journey], *, location: str, max_concurrency: i
         async with client or lean_client(
                 limits=httpx.Limits(max_connections=max(64, max_concurrency * 4)),
                 cookies=None) as http:
-            scheduler = ProbeScheduler(list(journeys), http, None, 30.0, metrics.observe,
+            scheduler = ProbeScheduler(list(journeys), http, metrics.observe,
                                        max_concurrency=max_concurrency,
-                                       on_start=metrics.started)
+                                       on_start=metrics.started, http=options)
             state["scheduler"] = scheduler
             scheduler.start()
             freeze: asyncio.TimerHandle | None = None

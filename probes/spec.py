@@ -3,10 +3,11 @@
 A journeys file holds HTTP journeys (``journeys:``) and browser journeys
 (``browser_journeys:``), each a mapping of name to definition. Errors are one line naming
 the file, line and key, like readygate.yaml's (the same loader does the work). Values in
-``secrets:`` and ``with.password`` are registered with :mod:`core.redact`.
+``secrets:`` and basic-auth passwords are registered with :mod:`core.redact`.
 
 Journey variables are written ``{{name}}`` (``${VAR}`` is the environment, resolved when the
-file is read).
+file is read). ``{{username}}`` and ``{{password}}`` come from ``target.credentials`` unless
+the journey defines them in ``vars`` / ``secrets``.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from core import redact
 from core.config import parse_model
 from core.errors import ConfigError
+from core.http import TlsOptions, resolve_tls_files, secret_values
 from probes import jsonpath
 
 Scalar = str | int | float | bool
 VAR_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # Set by the engine on every run, usable in any step.
 RUNTIME_VARS = frozenset({"run_id", "trace_id", "base_url", "request_sha256", "request_size"})
-BUILTINS = ("health", "login", "upload")
+# Filled from target.credentials when the journey does not define them itself.
+TARGET_VARS = frozenset({"username", "password"})
 
 
 class Model(BaseModel):
@@ -170,42 +173,19 @@ class Step(Model):
         return self.name or f"step {index + 1}"
 
 
-class BuiltinParams(Model):
-    """Parameters of the built-in journeys (each uses those that apply to it)."""
-
-    mode: str | None = Field(None, description="login: json | form | basic; upload: "
-                                               "multipart | put")
-    username: str | None = None
-    password: SecretStr | None = None
-    login: Literal["json", "basic", "none"] | None = Field(
-        None, description="upload: how to log in first (multipart default json, put none)")
-    size_bytes: int = Field(1024, ge=0, le=1_000_000_000)
-    path: str | None = Field(None, description="upload: endpoint (default /api/uploads or "
-                                               "/objects)")
-    live_path: str = "/health/live"
-    ready_path: str = "/health/ready"
-    ready_status: int = Field(200, description="503: assert 'not ready' while a dependency "
-                                               "is down")
-
-
 class HttpJourney(Model):
-    """An HTTP journey: ordered steps, or a built-in (``use``) with parameters (``with``)."""
+    """An HTTP journey: ordered steps, each a request with its expectations."""
 
-    use: Literal["health", "login", "upload"] | None = None
-    with_: BuiltinParams = Field(default_factory=BuiltinParams, alias="with")
     base_url: str | None = Field(None, description="default: the config's probe target")
     interval_s: float | None = Field(None, gt=0, le=86400)
     timeout_s: float = Field(10.0, gt=0, le=300, description="per step, unless the step says")
     retry: Retry = Field(default_factory=Retry)
     vars: dict[str, Scalar] = Field(default_factory=dict)
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
-    steps: list[Step] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _steps_or_use(self) -> HttpJourney:
-        if (self.use is None) == (not self.steps):
-            raise ValueError("a journey has either steps or use (a built-in), not both")
-        return self
+    steps: list[Step] = Field(min_length=1)
+    tls: TlsOptions | None = Field(
+        None, description="CA bundle, client certificate, skip-verify, server name for this "
+                          "journey (default: probes.http.tls); files relative to this file")
 
 
 class Fill(Model):
@@ -285,14 +265,13 @@ class JourneysFile(Model):
         out: list[str] = []
         for j in self.journeys.values():
             out += [s.get_secret_value() for s in j.secrets.values()]
-            if j.with_.password is not None:
-                out.append(j.with_.password.get_secret_value())
             for step in j.steps:
                 if step.basic_auth is not None:
                     out.append(step.basic_auth.password.get_secret_value())
         for b in self.browser_journeys.values():
             out += [s.get_secret_value() for s in b.secrets.values()]
-        return out
+        # URL user-info (base_url, step URLs) and TLS key passwords
+        return out + secret_values(self)
 
 
 def _strings(value: Any, loc: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], str]]:
@@ -326,7 +305,7 @@ def check_variables(spec: JourneysFile, lines: dict[tuple[str | int, ...], int],
     groups += [("browser_journeys", n, {**b.vars, **b.secrets}, list(b.steps))
                for n, b in spec.browser_journeys.items()]
     for section, name, defined, steps in groups:
-        known = set(defined) | RUNTIME_VARS
+        known = set(defined) | RUNTIME_VARS | TARGET_VARS
         for i, step in enumerate(steps):
             dumped = step.model_dump(by_alias=True, exclude_none=True)
             for loc, text in _strings(dumped, (section, name, "steps", i)):
@@ -341,6 +320,8 @@ def check_variables(spec: JourneysFile, lines: dict[tuple[str | int, ...], int],
 def parse_journeys(text: str, path: str = "<journeys>") -> JourneysFile:
     """Parse a journeys file; raise :class:`ConfigError` naming file:line and key."""
     spec, lines = parse_model(text, path, JourneysFile)
+    base = Path(path).resolve().parent if Path(path).is_file() else Path.cwd()
+    spec = resolve_tls_files(spec, base, path=path, lines=lines)
     check_variables(spec, lines, path)
     redact.register(*spec.secrets())
     return spec

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
+import ssl
 import time
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,6 +35,8 @@ from typing import Any
 
 import h11
 import httpx
+
+from core.http import ssl_context
 
 # httpcore's AsyncHTTP11Connection settings, so h11 behaves the same.
 READ_NUM_BYTES = 64 * 1024
@@ -221,9 +224,13 @@ class LeanTransport(httpx.AsyncBaseTransport):
     """Plain-HTTP/1.1 requests on its own keep-alive pool; the rest on ``fallback``."""
 
     def __init__(self, *, limits: httpx.Limits | None = None,
-                 fallback: httpx.AsyncBaseTransport | None = None) -> None:
+                 fallback: httpx.AsyncBaseTransport | None = None,
+                 verify: ssl.SSLContext | None = None) -> None:
         limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        self._fallback = fallback or httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+        # https goes to httpcore with readygate's context: the default one honours
+        # SSL_CERT_FILE / SSL_CERT_DIR, which httpx reads only with trust_env (core.http).
+        self._fallback = fallback or httpx.AsyncHTTPTransport(
+            limits=limits, trust_env=False, verify=verify or ssl_context(None))
         self._max_connections = limits.max_connections
         self._max_idle = (limits.max_keepalive_connections
                           if limits.max_keepalive_connections is not None else 1 << 30)
@@ -535,6 +542,11 @@ async def _connect_any(loop: asyncio.AbstractEventLoop, addrs: list[str],
                 transport.close()
 
 
-def lean_client(*, limits: httpx.Limits | None = None, **kwargs: Any) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` on :class:`LeanTransport` (no environment proxies)."""
-    return httpx.AsyncClient(transport=LeanTransport(limits=limits), trust_env=False, **kwargs)
+def lean_client(*, limits: httpx.Limits | None = None, verify: ssl.SSLContext | None = None,
+                **kwargs: Any) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` on :class:`LeanTransport` (no environment proxies).
+
+    https is verified with ``verify`` (default: :func:`core.http.ssl_context`'s default).
+    """
+    return httpx.AsyncClient(transport=LeanTransport(limits=limits, verify=verify),
+                             trust_env=False, **kwargs)

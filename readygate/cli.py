@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from core import __version__, redact
 from core.errors import ConfigError, EnvironmentProblem, ReadygateError, StackError
-from readygate.config import Config, default_config_path, json_schema, load_config
+from readygate.config import Config, default_config_path, load_config
 
 if TYPE_CHECKING:
     from readygate.runner import RunOptions
@@ -94,13 +93,26 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a config file and exit")
     config_arg(validate)
 
-    sub.add_parser("schema", help="print the JSON Schema of the config")
+    schema = sub.add_parser("schema", help="print the JSON Schema of readygate.yaml, of a "
+                            "journeys file or of a scenario file")
+    schema.add_argument("kind", nargs="?", default="config",
+                        choices=["config", "journeys", "scenario"])
 
     from readygate.probe_cli import add_arguments as probe_arguments
 
     probe = sub.add_parser("probe", help="run journeys once (probe run) or on their intervals "
                                          "with Prometheus metrics (probe serve)")
     probe_arguments(probe, config_arg)
+
+    from readygate.stack_cli import add_arguments as stack_arguments
+
+    stack_arguments(sub, run, config_arg, report_args)  # `stack GATE|up`, `run --stack`
+
+    from sink.cli import add_arguments as sink_arguments
+
+    sink = sub.add_parser("sink", help="receive OTLP (HTTP and gRPC), Sentry events and "
+                                       "Alertmanager webhooks; query them over HTTP")
+    sink_arguments(sink)
     return p
 
 
@@ -149,10 +161,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "sink":  # before the runner import: the sink needs none of it
+        from sink.cli import main as sink_main
+
+        return sink_main(args)
     from readygate.runner import RunOptions, run_configured, run_demo
 
+    if args.command == "stack" or getattr(args, "stack", False):
+        from readygate.stack_cli import stack_command
+
+        config, path = _load(args.config)
+        return stack_command(args, config, path, _report_options)
     if args.command == "schema":
-        print(json.dumps(json_schema(), indent=2))
+        from readygate.schemas import schema_text
+
+        sys.stdout.write(schema_text(args.kind))
         return 0
     if args.command == "probe":
         from readygate.probe_cli import probe_run, probe_serve

@@ -1,8 +1,8 @@
 """``readygate probe run`` and ``readygate probe serve``: journeys from the config and files.
 
 The target is the config's ``probes.service`` URL (or ``--target``); credentials come from
-``target.credentials``; journeys from ``--journeys FILE`` or ``probes.journeys_file``,
-plus the built-ins ``health``, ``login`` and ``upload`` by name.
+``target.credentials``; journeys from ``--journeys-file FILE``, else the config's (its
+journeys files and inline journeys): the same journeys a gate runs.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from typing import TextIO
 
 from core import redact
 from core.errors import ConfigError
-from probes.journeys import Journey, resolve
+from core.http import ConnectOptions
+from probes.journeys import Catalog, Journey, build_catalog, resolve
 from probes.model import ProbeResult
 from probes.scheduler import ProbeScheduler
-from probes.spec import JourneysFile, load_journeys
 from probes.transport import lean_client
 from readygate.config import Config
 
@@ -37,8 +37,7 @@ def add_arguments(probe: argparse.ArgumentParser,
     sub = probe.add_subparsers(dest="probe_command", metavar="SUBCOMMAND")
     run = sub.add_parser("run", help="run journeys once and print a table (exit 0: all pass)")
     run.add_argument("journeys", nargs="*", metavar="JOURNEY",
-                     help="journeys to run (default: all in the journeys file, else the "
-                          "built-ins health, login, upload)")
+                     help="journeys to run (default: probes.journeys, else every defined one)")
     run.add_argument("--json", action="store_true", help="print results as JSON")
     serve = sub.add_parser("serve", help="run every journey on its interval and serve "
                                          "Prometheus metrics")
@@ -55,7 +54,8 @@ def add_arguments(probe: argparse.ArgumentParser,
     for sp in (run, serve):
         config_arg(sp)
         sp.add_argument("--journeys-file", "-j", metavar="FILE",
-                        help="journeys YAML (default: probes.journeys_file in the config)")
+                        help="more journeys YAML, next to the config's own (without JOURNEY "
+                             "names, the file's journeys run)")
         sp.add_argument("--target", metavar="URL",
                         help="base URL for journeys without their own (default: the config's "
                              "probes.service)")
@@ -65,26 +65,27 @@ def add_arguments(probe: argparse.ArgumentParser,
 
 
 def _journeys(args: argparse.Namespace, config: Config, config_path: Path) -> list[Journey]:
-    file_arg = args.journeys_file or config.probes.journeys_file
-    journeys_file: JourneysFile | None = None
-    files_dir: Path | None = None
-    if file_arg:
-        path = Path(file_arg)
-        if not args.journeys_file and not path.is_absolute():
-            path = config_path.parent / path
-        journeys_file = load_journeys(path)
-        files_dir = path.parent
-    target = args.target or config.target.services.get(config.probes.service)
+    catalog = config.catalog
+    names = list(args.journeys) or list(config.probes.journeys)
+    if args.journeys_file:
+        # the file's journeys join the config's; without names, the file's journeys run
+        extra = build_catalog([Path(args.journeys_file)])
+        for name, defined in catalog.journeys.items():
+            if name in extra.journeys:
+                raise ConfigError(f"journey {name!r} is defined twice (also in "
+                                  f"{defined.source})", path=args.journeys_file,
+                                  key=f"journeys.{name}")
+        names = list(args.journeys) or extra.names
+        catalog = Catalog({**catalog.journeys, **extra.journeys}, extra.browser)
+    target = args.target or config.probes.base_url(config.target.services)
     if args.target and not args.target.startswith(("http://", "https://")):
         raise ConfigError(f"--target {args.target!r} is not an http(s) URL")
     password = config.target.credentials.password
-    journeys = resolve(list(args.journeys), journeys_file, base_url=target,
-                       username=config.target.credentials.username,
-                       password=password.get_secret_value() if password else None,
-                       interval_s=args.interval or config.probes.interval_s,
-                       files_dir=files_dir, timeout_s=config.probes.timeout_s,
-                       upload_size_bytes=config.probes.upload_size_bytes)
-    return journeys
+    return resolve(names, catalog, base_url=target,
+                   username=config.target.credentials.username,
+                   password=password.get_secret_value() if password else None,
+                   interval_s=args.interval or config.probes.interval_s,
+                   timeout_s=config.probes.timeout_s)
 
 
 def _ms(seconds: float | None) -> str:
@@ -121,18 +122,22 @@ def render_table(results: list[ProbeResult]) -> str:
     return "\n".join(lines)
 
 
-async def run_once(journeys: list[Journey]) -> list[ProbeResult]:
+async def run_once(journeys: list[Journey],
+                   http: ConnectOptions | None = None) -> list[ProbeResult]:
     """Run every journey once, concurrently, each bounded by its timeout."""
     async with lean_client() as client:
-        scheduler = ProbeScheduler(journeys, client, None, 30.0, lambda r: None)
-        return list(await asyncio.gather(*(scheduler.run_once(j) for j in journeys)))
+        scheduler = ProbeScheduler(journeys, client, lambda r: None, http=http)
+        try:
+            return list(await asyncio.gather(*(scheduler.run_once(j) for j in journeys)))
+        finally:
+            await scheduler.stop()
 
 
 def probe_run(args: argparse.Namespace, config: Config, config_path: Path,
               out: TextIO = sys.stdout) -> int:
     """``readygate probe run``: exit 0 when every journey passed, 1 otherwise."""
     journeys = _journeys(args, config, config_path)
-    results = asyncio.run(run_once(journeys))
+    results = asyncio.run(run_once(journeys, config.probes.http))
     if args.json:
         text = json.dumps({"results": [r.to_dict() for r in results],
                            "passed": all(r.success for r in results)}, indent=2)
@@ -162,7 +167,7 @@ def probe_serve(args: argparse.Namespace, config: Config, config_path: Path) -> 
     if args.max_concurrency < 1:
         raise ConfigError("--max-concurrency must be at least 1")
     app = create_app(journeys, location=location, max_concurrency=args.max_concurrency,
-                     freeze_gc=True)
+                     freeze_gc=True, http=config.probes.http)
     # uvloop (when installed) roughly halves the event loop's share of each probe's CPU
     # (bench.probe_throughput, bench.scheduler_scale); the stock loop works the same, slower.
     previous = asyncio.get_event_loop_policy()

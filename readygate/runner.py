@@ -8,6 +8,7 @@ partial report written); later ones only say that cleanup is under way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from chaos.injector import build_injector
 from core import redact
 from core.errors import ConfigError
 from core.events import EventBus, Note
+from core.http import client_kwargs
 from gates.backends.config import Backend
 from gates.backends.registry import build_all
 from gates.config import HygieneCheck
@@ -58,7 +60,8 @@ def build_context(config: Config, client: httpx.AsyncClient,
                         alertmanager=b.alertmanager, metrics=b.metrics, logs=b.logs,
                         traces=b.traces, errors=b.errors, notifications=b.notifications,
                         http=client, services=dict(config.target.services),
-                        secrets=config.secrets())
+                        secrets=config.secrets(), scrape_http=b.scrape,
+                        backend_clients=b.clients)
 
 
 class _Interrupt:
@@ -95,8 +98,13 @@ async def run_gate(config: Config, gate: str, options: RunOptions, *,
     """Run ``gate`` against the configured target; always returns a report (partial if cut)."""
     bus = bus or EventBus()
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-    async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
+    # No environment proxies (a backend asks with proxy_from_env); the default SSL context
+    # honours SSL_CERT_FILE / SSL_CERT_DIR (core.http).
+    async with httpx.AsyncClient(limits=limits, follow_redirects=False,
+                                 **client_kwargs(None, name="backends")) as client, \
+            contextlib.AsyncExitStack() as owned:
         context = build_context(config, client, options.poll_interval_s)
+        owned.push_async_callback(context.aclose)  # backends' own clients (TLS, auth)
         injector = build_injector(config.target, client, log_dir=options.out_dir / "chaos")
         env = RunEnv(config=config, gate_name=gate, client=client, context=context,
                      injector=injector, allow_production=options.allow_production,

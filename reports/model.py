@@ -93,6 +93,7 @@ class Report:
     comparison: dict[str, Any] | None = None
     drill: dict[str, Any] | None = None  # scenarios.drill: milestones, time to detect/notify
     load: dict[str, Any] | None = None  # scenarios.load: Locust totals, RPS, p95
+    fault_effect: str | None = None  # set when the fault went unnoticed by every probe
 
     @property
     def exit_code(self) -> int:
@@ -109,7 +110,8 @@ class Report:
                    description=data.get("description", ""), phases=data.get("phases", []),
                    faults=data.get("faults", []), probes=data.get("probe_results", []),
                    timeline=data.get("timeline", []), stack=data.get("stack", {}),
-                   links=data.get("links") or {}, comparison=data.get("comparison"))
+                   links=data.get("links") or {}, comparison=data.get("comparison"),
+                   fault_effect=data.get("fault_effect"))
 
     def to_dict(self) -> dict[str, Any]:
         """The report.json document (docs/report-schema.json)."""
@@ -128,6 +130,7 @@ class Report:
             # optional blocks of runs with a fault or load (absent otherwise)
             **({"drill": self.drill} if self.drill is not None else {}),
             **({"load": self.load} if self.load is not None else {}),
+            **({"fault_effect": self.fault_effect} if self.fault_effect is not None else {}),
         }
 
 

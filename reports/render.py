@@ -29,6 +29,18 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _effect_line(report: Report) -> str | None:
+    """What a failing fault-phase check must be read with when the fault went unnoticed."""
+    if report.fault_effect is None:
+        return None
+    return (f"the fault had {report.fault_effect}: a failing fault-phase check may mean the "
+            "fault never reached the service, not that the check is wrong")
+
+
+def _unnoticed(report: Report, c: CheckResult) -> bool:
+    return report.fault_effect is not None and c.phase == "fault" and c.status == "fail"
+
+
 def render_markdown(report: Report) -> str:
     """report.md: fits a GitHub step summary or a PR comment."""
     verdict = _VERDICT[report.verdict]
@@ -37,6 +49,9 @@ def render_markdown(report: Report) -> str:
         lines += [f"> ⚠️ Partial report: {report.reason or 'the run was interrupted'}", ""]
     elif report.reason:
         lines += [f"> {report.reason}", ""]
+    effect = _effect_line(report)
+    if effect is not None:
+        lines += [f"> ⚠️ Fault effect: {effect}.", ""]
     s = report.to_dict()["summary"]
     lines += [
         f"Target **{report.target}** · started {_ts(report.started_at)} · "
@@ -48,8 +63,9 @@ def render_markdown(report: Report) -> str:
     ]
     for c in report.checks:
         deadline = "—" if c.deadline_s is None else f"{c.deadline_s:g}s"
+        note = " ⚠️ *the fault had no observable effect*" if _unnoticed(report, c) else ""
         lines.append(f"| {_ICON[c.status]} | {_cell(c.name)} | {c.phase} | {c.severity} | "
-                     f"{_latency(c)} | {deadline} | {_cell(c.message)} |")
+                     f"{_latency(c)} | {deadline} | {_cell(c.message)}{note} |")
     probes = report.to_dict()["probes"]
     if probes:
         lines += ["", "### Probes", "", "| journey | runs | success | p50 | p95 |",
@@ -101,8 +117,12 @@ def render_console(report: Report, out_dir: str | None = None) -> str:
     rows = [f"{'STATUS':<7} {'CHECK':<{width}}  {'LATENCY':>8}  {'DEADLINE':>8}  MESSAGE"]
     for c in report.checks:
         deadline = "" if c.deadline_s is None else f"{c.deadline_s:g}s"
+        note = " [the fault had no observable effect]" if _unnoticed(report, c) else ""
         rows.append(f"{c.status.upper():<7} {c.name:<{width}}  {_latency(c):>8}  {deadline:>8}  "
-                    f"{c.message}")
+                    f"{c.message}{note}")
+    effect = _effect_line(report)
+    if effect is not None:
+        rows += ["", f"fault effect: {effect}"]
     verdict = _VERDICT[report.verdict]
     tail = f"verdict: {verdict} (exit code {report.exit_code})"
     if report.partial:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any, Protocol, Self, TypeVar
 
@@ -13,7 +14,8 @@ from core.errors import ConfigError
 from core.target import Target
 from gates.backends.config import Backends
 from gates.config import Check
-from probes.config import _ALL_JOURNEYS, JourneyName, Probes
+from probes.config import JourneyName, Probes
+from probes.journeys import Catalog
 
 
 class Phase(Model):
@@ -35,9 +37,14 @@ class Load(Model):
     users: int = Field(5, ge=1, le=100_000)
     spawn_rate: float = Field(5.0, gt=0, le=10_000, description="users started per second")
     journeys: dict[JourneyName, int] = Field(
-        default_factory=lambda: dict.fromkeys(_ALL_JOURNEYS, 1),
-        description="journey -> weight; each becomes a Locust task with the journey's requests")
-    service: str = Field("web", description="the target service the load calls")
+        default_factory=dict,
+        description="journey -> weight; each becomes a Locust task running the journey's "
+                    "steps (default: every probe journey, weight 1)")
+    locustfile: str | None = Field(
+        None, description="your own locustfile instead of the journeys (relative to this "
+                          "config); Locust runs it as is")
+    service: str | None = Field(
+        None, description="the target service the load calls (default: the probes' service)")
     wait_min_s: float = Field(0.1, ge=0, le=3600, description="pause between a user's tasks")
     wait_max_s: float = Field(0.5, ge=0, le=3600)
     max_duration_s: float = Field(900.0, gt=0, le=86400,
@@ -54,7 +61,7 @@ class Load(Model):
     def _checked(self) -> Load:
         if self.wait_max_s < self.wait_min_s:
             raise ValueError("wait_max_s must be >= wait_min_s")
-        if not any(w > 0 for w in self.journeys.values()):
+        if self.journeys and not any(w > 0 for w in self.journeys.values()):
             raise ValueError("journeys: at least one journey needs a weight > 0")
         return self
 
@@ -108,6 +115,22 @@ def check_gate_references(gate: Gate, target: Target, lines: Mapping[Loc, int], 
             loc = (*prefix, "suites", i)
             raise ConfigError(f"pytest suite {suite!r} does not exist", path=path,
                               line=line_for(loc, lines), key=dotted(loc))
+    chaos = gate.scenario.fault is not None or gate.scenario.experiment is not None
+    if not chaos:
+        # these would be silently ignored: a gate without a fault has no fault or
+        # recovery phase and nothing to drill
+        ignored: list[tuple[Loc, str]] = [
+            (("scenario", k), f"scenario.{k}") for k in ("fault_phase", "recovery")
+                   if k in gate.scenario.model_fields_set]
+        ignored += [(("drill",), "drill")] if "drill" in gate.model_fields_set else []
+        ignored += [((*("checks", i), "phase"), f"a {c.signal} check in the {c.phase} phase")
+                    for i, c in enumerate(gate.checks) if c.phase != "baseline"]
+        if ignored:
+            loc, what = ignored[0]
+            raise ConfigError(f"{what} is never used: this gate has no scenario.fault or "
+                              "scenario.experiment, so it runs only the baseline phase",
+                              path=path, line=line_for((*prefix, *loc), lines),
+                              key=dotted((*prefix, *loc)))
 
 
 class RunConfig(Protocol):
@@ -125,9 +148,49 @@ class RunConfig(Protocol):
     def backends(self) -> Backends: ...
     @property
     def gates(self) -> Mapping[str, Gate]: ...
+    @property
+    def catalog(self) -> Catalog: ...
     def model_copy(self, *, update: Mapping[str, Any] | None = None,
                    deep: bool = False) -> Self: ...
 
 
 C = TypeVar("C", bound=RunConfig)
 """A root config type: functions that add a gate return the caller's own type."""
+
+
+def journey_problem(name: str, names: list[str]) -> str:
+    """Why ``name`` is not a journey the gate runs (with did-you-mean), for config errors."""
+    close = difflib.get_close_matches(name, names, n=1)
+    if close:
+        return f"no journey named {name!r} runs in this gate (did you mean {close[0]!r}?)"
+    shown = ", ".join(names) or "none: define journeys or set probes.journeys_file"
+    return f"no journey named {name!r} runs in this gate (running: {shown})"
+
+
+def check_gate_journeys(gate: Gate, running: list[str], lines: Mapping[Loc, int], path: str,
+                        prefix: Loc, defined: list[str] | None = None) -> None:
+    """Checks that follow a journey name one the gate runs; a gate without probes has none.
+
+    ``running`` is the journeys the gate's probes run; a check that follows probes in a gate
+    with ``scenario.probes: false`` could only end inconclusive, so it is refused here.
+    """
+    for i, check in enumerate(gate.checks):
+        if "journey" not in type(check).model_fields:
+            continue
+        loc: Loc = (*prefix, "checks", i)
+        if not gate.scenario.probes:
+            raise ConfigError(f"a {check.signal} check follows probes, but this gate runs none "
+                              "(scenario.probes is false)", path=path,
+                              line=line_for((*loc, "signal"), lines), key=dotted(loc))
+        journey = getattr(check, "journey", None)
+        if journey is not None and journey not in running:
+            raise ConfigError(journey_problem(journey, running), path=path,
+                              line=line_for((*loc, "journey"), lines),
+                              key=dotted((*loc, "journey")))
+    load = gate.scenario.load
+    if load is not None:
+        for name in load.journeys:
+            if name not in (defined or running):
+                loc = (*prefix, "scenario", "load", "journeys", name)
+                raise ConfigError(journey_problem(name, defined or running), path=path,
+                                  line=line_for(loc, lines), key=dotted(loc))

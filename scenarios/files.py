@@ -99,7 +99,19 @@ def load_scenario(name_or_path: str, config: C) -> tuple[str, C]:
             "scenario": scenario.scenario.model_copy(update={"experiment": found})})
     load = scenario.scenario.load
     services = config.target.services
-    if load is not None and services and load.service not in services:
+    if load is not None and load.locustfile is not None:
+        found_file = Path(load.locustfile)
+        found_file = found_file if found_file.is_absolute() else path.parent / found_file
+        if not found_file.is_file():
+            loc = ("scenario", "load", "locustfile")
+            raise ConfigError(f"locustfile {load.locustfile!r} not found (looked at "
+                              f"{found_file})", path=shown, line=_line(loc, lines),
+                              key=".".join(loc))
+        load = load.model_copy(update={"locustfile": str(found_file.resolve())})
+        scenario = scenario.model_copy(update={
+            "scenario": scenario.scenario.model_copy(update={"load": load})})
+    if load is not None and services and load.service is not None \
+            and load.service not in services:
         loc = ("scenario", "load", "service")
         raise ConfigError(f"{load.service!r} is not in target.services "
                           f"({', '.join(sorted(services))})", path=shown,

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from chaos.base import FaultInjector, InjectedFault
+from chaos.base import FaultError, FaultInjector, InjectedFault
 from chaos.config import Experiment, Fault
 from core.errors import ConfigError
 from core.events import (
@@ -31,6 +31,7 @@ from core.events import (
     EventBus,
     FaultInjected,
     FaultRemoved,
+    Note,
     PhaseFinished,
     PhaseStarted,
     ProbeFinished,
@@ -42,11 +43,11 @@ from gates.checks import MULTI_RUNNERS, judge_all
 from gates.config import Check
 from gates.context import Anchors, CheckContext
 from gates.pytest_suites import run_suites
-from probes.journeys import JourneyContext
+from probes.journeys import Journey, resolve
 from probes.model import ProbeResult
 from probes.scheduler import ProbeScheduler
 from reports.model import CheckResult, Report, verdict_of
-from scenarios.config import Gate, Phase, RunConfig
+from scenarios.config import Gate, Phase, RunConfig, check_gate_journeys
 from scenarios.drill import drill_summary
 from scenarios.load import LoadRunner
 from scenarios.watcher import AlertWatcher
@@ -96,6 +97,8 @@ class ScenarioRunner:
         self.started_at = time.time()
         self.finished_at: float | None = None
         self._active_fault: InjectedFault | None = None
+        self.fault_error: str | None = None  # the fault could not be injected (or had no effect)
+        self.fault_effect: str | None = None  # the fault phase's probes never noticed the fault
         self.load: LoadRunner | None = None
         self.load_summary: dict[str, Any] | None = None
         self.watcher: AlertWatcher | None = None
@@ -126,6 +129,11 @@ class ScenarioRunner:
         """Run the scenario to its end and return the report."""
         self._safety()
         config = self.env.config
+        # library gates and scenario files name journeys too: refuse a name no probe runs
+        # before anything starts (readygate.yaml's own gates were checked when it loaded)
+        running = [j.name for j in self.journeys()] if self.gate.scenario.probes else []
+        check_gate_journeys(self.gate, running, {}, f"gate {self.env.gate_name}", (),
+                            defined=config.catalog.names)
         self.started_at = time.time()
         self.emit(RunStarted(self.started_at, self.env.gate_name, config.target.name))
         scenario = self.gate.scenario
@@ -137,11 +145,14 @@ class ScenarioRunner:
             self._start_watcher()
             await self._start_load()
             await self._phase("baseline", scenario.baseline)
-            if scenario.fault is not None or scenario.experiment is not None:
-                if scenario.fault is not None:
-                    await self._inject(scenario.fault)
+            if scenario.fault is not None and not await self._inject(scenario.fault):
+                # not injected (or no effect): a fault phase would judge a healthy system
+                self._skip_phase("fault", "the fault was not injected")
+                self._skip_phase("recovery", "the fault was not injected")
+            elif scenario.fault is not None or scenario.experiment is not None:
                 experiment = self._start_experiment()
                 await self._phase("fault", scenario.fault_phase, also=experiment)
+                self._note_fault_effect()
                 await self._rollback("rollback")
                 await self._phase("recovery", scenario.recovery)
             else:
@@ -165,19 +176,19 @@ class ScenarioRunner:
         self.emit(RunFinished(time.time(), report.verdict))
         return report
 
-    def _scheduler(self) -> ProbeScheduler:
+    def journeys(self) -> list[Journey]:
+        """The gate's probe journeys, as configured (any names, any shapes)."""
         config = self.env.config
-        base = config.target.services.get(config.probes.service)
-        if base is None:
-            raise ConfigError(f"probes.service {config.probes.service!r} is not in "
-                              "target.services", key="probes.service")
         password = config.target.credentials.password
-        ctx = JourneyContext(base_url=base, username=config.target.credentials.username,
-                             password=password.get_secret_value() if password else "",
-                             timeout_s=config.probes.timeout_s,
-                             upload_size_bytes=config.probes.upload_size_bytes)
-        return ProbeScheduler(config.probes.journeys, self.env.client, ctx,
-                              config.probes.interval_s, self._on_probe)
+        return resolve(config.probes.journeys, config.catalog,
+                       base_url=config.probes.base_url(config.target.services),
+                       username=config.target.credentials.username,
+                       password=password.get_secret_value() if password else None,
+                       interval_s=config.probes.interval_s, timeout_s=config.probes.timeout_s)
+
+    def _scheduler(self) -> ProbeScheduler:
+        return ProbeScheduler(self.journeys(), self.env.client, self._on_probe,
+                              http=self.env.config.probes.http)
 
     def _alertname(self) -> str | None:
         if self.gate.drill.alertname:
@@ -211,17 +222,29 @@ class ScenarioRunner:
         if load is None:
             return
         config = self.env.config
-        host = config.target.services.get(load.service)
+        services = config.target.services
+        host = services.get(load.service) if load.service else \
+            config.probes.base_url(services)
         if host is None:
-            raise ConfigError(f"load.service {load.service!r} is not in target.services",
-                              key="scenario.load.service")
-        password = config.target.credentials.password
+            raise ConfigError(f"load.service {load.service!r} is not in target.services"
+                              if load.service else "load needs a service: set load.service "
+                              "or probes.service", key="scenario.load.service")
         workdir = self.env.workdir or Path(tempfile.mkdtemp(prefix="readygate-load-"))
-        self.load = LoadRunner(load, host, username=config.target.credentials.username,
-                               password=password.get_secret_value() if password else "",
-                               workdir=workdir / "load", emit=self.emit,
-                               upload_size_bytes=config.probes.upload_size_bytes)
+        journeys = [] if load.locustfile else self._load_journeys(load.journeys, host)
+        self.load = LoadRunner(load, host, journeys, workdir=workdir / "load", emit=self.emit)
         await self.load.start()
+
+    def _load_journeys(self, weights: dict[str, int], host: str) -> list[tuple[Journey, int]]:
+        """The journeys load runs, with their weights (default: every probe journey, 1)."""
+        config = self.env.config
+        password = config.target.credentials.password
+        names = [n for n, w in weights.items() if w > 0] if weights else \
+            (config.probes.journeys or config.catalog.names)
+        journeys = resolve(names, config.catalog, base_url=host,
+                           username=config.target.credentials.username,
+                           password=password.get_secret_value() if password else None,
+                           timeout_s=config.probes.timeout_s)
+        return [(j, weights.get(j.name, 1) if weights else 1) for j in journeys]
 
     async def _stop_helpers(self) -> None:
         if self.load is not None and self.load_summary is None:
@@ -374,14 +397,32 @@ class ScenarioRunner:
         for i, c in self._checks_of(phase):
             self._unsettled(i, c, phase, f"skipped: {why}", "skipped")
 
-    async def _inject(self, fault: Fault) -> None:
+    async def _inject(self, fault: Fault) -> bool:
+        """Inject the fault; False, with the reason in the timeline and report, if it failed."""
         assert self.env.injector is not None
-        injected = await self.env.injector.inject(fault)
+        try:
+            injected = await self.env.injector.inject(fault)
+        except FaultError as exc:  # a hook failed, a target refused, the fault had no effect
+            self.fault_error = f"fault not injected: {exc}"
+            self.emit(Note(time.time(), self.fault_error, "error"))
+            return False
         self._active_fault = injected
         self.faults.append(injected)
         self.env.context.anchors.fault_start = injected.started_at
         self.emit(FaultInjected(injected.started_at, injected.fault_id, injected.service,
                                 injected.kind, fault.model_dump(mode="json"), injected.expires_at))
+        return True
+
+    def _note_fault_effect(self) -> None:
+        """Name a fault nobody noticed: every probe during it succeeded (not the checks' fault)."""
+        start = self.env.context.anchors.fault_start
+        if start is None:
+            return
+        during = [p for p in self.env.context.probe_results if p.started_at >= start]
+        if during and all(p.success and not p.retried for p in during):
+            self.fault_effect = (f"no observable effect: all {len(during)} probes during the "
+                                 "fault succeeded")
+            self.emit(Note(time.time(), f"the fault had {self.fault_effect}", "warning"))
 
     async def _rollback(self, reason: str) -> None:
         fault = self._active_fault
@@ -420,7 +461,7 @@ class ScenarioRunner:
                 message=f"not judged: {reason or 'the suites have not run yet'}")
                 for suite in self.gate.suites)
         verdict = verdict_of(checks)
-        if partial and verdict == "ready":
+        if (partial or self.fault_error) and verdict == "ready":
             verdict = "inconclusive"
         finished = self.finished_at or time.time()
         anchors: Anchors = self.env.context.anchors
@@ -429,7 +470,8 @@ class ScenarioRunner:
         return Report(
             gate=self.env.gate_name, target=self.env.config.target.name,
             started_at=self.started_at, finished_at=finished, verdict=verdict, checks=checks,
-            partial=partial, reason=reason, description=self.gate.description.strip(),
+            partial=partial, reason=reason or self.fault_error,
+            description=self.gate.description.strip(), fault_effect=self.fault_effect,
             phases=phases, faults=[dataclasses.asdict(f) for f in self.faults],
             probes=[p.to_dict() for p in self.env.context.probe_results],
             timeline=[_event_dict(e) for e in self.timeline.events
@@ -451,7 +493,8 @@ class ScenarioRunner:
                        "polls": self.watcher.polls, "rule_for_s": self.watcher.for_s,
                        "errors": self.watcher.errors}
         out = drill_summary(self.timeline.events, alertname=self._alertname(),
-                            journeys=self.env.config.probes.journeys, watcher=watcher)
+                            journeys=[j.name for j in self.journeys()],
+                            watcher=watcher)
         out["scenario"] = self.env.gate_name
         out["fault"] = dataclasses.asdict(self.faults[0])
         if self.load is not None:

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 from core.errors import BackendError
+from core.http import REQUEST_ERRORS, describe
 
 _MAX_BODY = 20 * 1024 * 1024  # a backend answer larger than this is not evidence, it is a bug
 
@@ -40,9 +41,9 @@ class HttpBackend:
         try:
             resp = await self.client.request(method, url, params=params, json=json,
                                              headers=self._headers, timeout=self.timeout_s)
-        except httpx.HTTPError as exc:
+        except REQUEST_ERRORS as exc:
             raise BackendError(f"{self.kind} unreachable at {self.base_url}: "
-                               f"{type(exc).__name__}") from None
+                               f"{describe(exc)}") from None
         if resp.status_code in (401, 403):
             raise BackendError(f"{self.kind} refused the request ({resp.status_code}) at {url}")
         if missing_ok and resp.status_code == 404:

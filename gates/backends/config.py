@@ -10,14 +10,28 @@ from pydantic import Field, SecretStr, model_validator
 
 from core.config import Loc, Model, dotted, line_for
 from core.errors import ConfigError
+from core.http import HttpFields, HttpOptions, secret_values
 
 
-class Backend(Model):
-    """Where readygate looks for evidence."""
+class Backend(HttpFields):
+    """Where readygate looks for evidence (TLS, auth and proxies: docs/backends.md)."""
 
     url: str
-    token: SecretStr | None = None
+    token: SecretStr | None = Field(None, description="bearer token; always redacted")
     timeout_s: float = Field(5.0, gt=0, le=120)
+
+
+class ScrapeOptions(HttpFields):
+    """How raw ``/metrics`` pages are scraped (checks with ``scrape:``): TLS, auth, proxies."""
+
+    token: SecretStr | None = Field(None, description="bearer token; always redacted")
+    timeout_s: float = Field(5.0, gt=0, le=120)
+
+    def http_options(self) -> HttpOptions:
+        """The scrape's HTTP options (``token`` is the bearer token)."""
+        return HttpOptions(tls=self.tls, proxy_from_env=self.proxy_from_env,
+                           basic_auth=self.basic_auth, headers=self.headers,
+                           bearer_token=self.token)
 
 
 # Backend kinds per signal. gates.backends.registry adds every kind it registers, so a new
@@ -31,7 +45,7 @@ BACKEND_KINDS: dict[str, set[str]] = {
 }
 
 
-class SignalBackend(Model):
+class SignalBackend(HttpFields):
     """One signal's backend, chosen by ``kind`` (e.g. ``{kind: loki, url: ...}``)."""
 
     kind: str = Field(description="backend name, e.g. loki, tempo, slack (see docs/backends.md)")
@@ -65,14 +79,36 @@ class Backends(Model):
     logs: SignalBackend | None = Field(None, description="default: the sink")
     traces: SignalBackend | None = Field(None, description="default: the sink")
     errors: SignalBackend | None = Field(None, description="default: the sink")
+    scrape: ScrapeOptions | None = Field(
+        None, description="TLS, auth and proxies for raw /metrics scrapes (checks' scrape:)")
 
     def by_signal(self) -> dict[str, SignalBackend]:
         """The per-signal backends that are configured."""
         return {name: b for name in BACKEND_KINDS if (b := getattr(self, name)) is not None}
 
+    def secrets(self) -> list[str]:
+        """Every secret of every backend: tokens, passwords, header values, key passwords."""
+        return secret_values(self)
+
+
+_NO_HTTP = ("jsonl", "sink")
+_HTTP_KEYS = {"tls", "proxy_from_env", "basic_auth", "headers"}
+
 
 def check_backends(backends: Backends, lines: Mapping[Loc, int], path: str) -> None:
     """Each per-signal backend names a known kind and has what that kind needs."""
+    named: dict[str, Backend | SignalBackend | ScrapeOptions | None] = {
+        "prometheus": backends.prometheus, "alertmanager": backends.alertmanager,
+        "sink": backends.sink, "scrape": backends.scrape, **backends.by_signal()}
+    for name, b in named.items():
+        authorization = any(k.lower() == "authorization" for k in (b.headers if b else {}))
+        if b is not None and b.token is not None and (b.basic_auth is not None
+                                                      or authorization):
+            other = "basic_auth (or credentials in the url)" if b.basic_auth is not None \
+                else "an Authorization header"
+            raise ConfigError(f"token and {other} both authenticate: keep one", path=path,
+                              line=line_for(("backends", name), lines),
+                              key=dotted(("backends", name)))
     for signal, backend in backends.by_signal().items():
         known = BACKEND_KINDS[signal]
         loc: Loc = ("backends", signal)
@@ -87,6 +123,17 @@ def check_backends(backends: Backends, lines: Mapping[Loc, int], path: str) -> N
                  "sentry": ["organization", "project"]}.get(backend.kind, ["url"])
         if backend.kind in ("sink", "pagerduty"):
             needs = []
+        if backend.kind == "slack" and backend.basic_auth is not None:
+            raise ConfigError("slack authenticates with token, not basic_auth", path=path,
+                              line=line_for((*loc, "basic_auth"), lines),
+                              key=dotted((*loc, "basic_auth")))
+        if backend.kind in _NO_HTTP and (backend.model_fields_set & _HTTP_KEYS):
+            key = sorted(backend.model_fields_set & _HTTP_KEYS)[0]
+            why = "reads files" if backend.kind == "jsonl" else \
+                "uses backends.sink's connection (set these there)"
+            raise ConfigError(f"kind {backend.kind!r} {why}: '{key}' does not apply",
+                              path=path, line=line_for((*loc, key), lines),
+                              key=dotted((*loc, key)))
         for need in needs:
             if getattr(backend, need) is None:
                 raise ConfigError(f"a {backend.kind} backend needs '{need}'", path=path,

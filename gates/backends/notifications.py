@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+import ssl as _ssl
 from typing import Any
 
 import httpx
@@ -45,10 +46,11 @@ class SlackNotifications:
     kind = "slack"
 
     def __init__(self, channel: str, *, token: str | None, base_url: str | None = None,
-                 timeout_s: float = 5.0) -> None:
+                 timeout_s: float = 5.0, ssl: _ssl.SSLContext | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         self.channel = channel
         self.web = WebClient(token=token, base_url=base_url or SLACK_API,
-                             timeout=max(1, round(timeout_s)))
+                             timeout=max(1, round(timeout_s)), ssl=ssl, headers=headers or {})
 
     def _history(self, oldest: float) -> list[dict[str, Any]]:
         try:

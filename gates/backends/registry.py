@@ -3,18 +3,23 @@
 A new backend is one module implementing the signal's Protocol (:mod:`gates.backends.types`)
 plus one :func:`register` call; the name is then valid in YAML (the config validates kinds
 against :data:`readygate.config.BACKEND_KINDS`, which :func:`register` extends).
+
+A backend with HTTP options of its own (``tls``, ``basic_auth``, ``headers``,
+``proxy_from_env``) gets its own ``httpx.AsyncClient``; :func:`build_all` builds those and
+:meth:`ContextBackends.aclose` closes them. The others share the client passed in.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from core.errors import ConfigError
+from core.http import client_kwargs, needs_own_client, ssl_context, warn_insecure
 from gates.backends.alertmanager import AlertmanagerClient
 from gates.backends.config import BACKEND_KINDS, Backend, Backends, SignalBackend
 from gates.backends.elasticsearch import ElasticsearchLogs
@@ -103,8 +108,17 @@ register("errors", "sentry", lambda s, c, _: SentryErrors(
     timeout_s=s.timeout_s))
 register("notifications", "sink",
          lambda s, c, sink: SinkNotifications(_need_sink("notifications", sink)))
-register("notifications", "slack", lambda s, c, _: SlackNotifications(
-    s.channel or "", token=_token(s), base_url=s.url, timeout_s=s.timeout_s))
+def _slack(spec: SignalBackend, client: httpx.AsyncClient, _: SinkClient | None) -> Any:
+    # slack-sdk has its own HTTP client: it takes the SSL context and headers directly.
+    if spec.tls is not None:
+        warn_insecure(spec.tls, "backends.notifications")
+    return SlackNotifications(
+        spec.channel or "", token=_token(spec), base_url=spec.url, timeout_s=spec.timeout_s,
+        ssl=ssl_context(spec.tls, key="backends.notifications.tls") if spec.tls else None,
+        headers={k: v.get_secret_value() for k, v in spec.headers.items()})
+
+
+register("notifications", "slack", _slack)
 register("notifications", "pagerduty", lambda s, c, _: PagerDutyNotifications(
     s.url, c, token=_token(s), service_ids=s.service_ids, timeout_s=s.timeout_s))
 
@@ -121,21 +135,51 @@ class ContextBackends:
     traces: TracesBackend | None = None
     errors: ErrorsBackend | None = None
     notifications: NotificationsBackend | None = None
+    scrape: httpx.AsyncClient | None = None  # raw /metrics scrapes, with backends.scrape's options
+    clients: list[httpx.AsyncClient] = field(default_factory=list, repr=False)  # built here
+
+    def own_client(self, spec: Backend | SignalBackend, shared: httpx.AsyncClient,
+                   name: str) -> httpx.AsyncClient:
+        """The shared client, or one of this backend's own when it has HTTP options."""
+        if not needs_own_client(spec):
+            return shared
+        client = httpx.AsyncClient(**client_kwargs(spec, name=name))
+        self.clients.append(client)
+        return client
+
+    async def aclose(self) -> None:
+        """Close the clients built for backends with options of their own."""
+        for client in self.clients:
+            await client.aclose()
+        self.clients.clear()
 
 
 def build_all(backends: Backends, client: httpx.AsyncClient) -> ContextBackends:
-    """Clients for every configured backend; signals without one default to the sink."""
+    """Clients for every configured backend; signals without one default to the sink.
+
+    The caller closes what this built with :meth:`ContextBackends.aclose`.
+    """
     out = ContextBackends()
     if backends.prometheus is not None:
         b = backends.prometheus
-        out.prometheus = PrometheusClient(b.url, client, token=_token(b), timeout_s=b.timeout_s)
+        out.prometheus = PrometheusClient(b.url, out.own_client(b, client, "backends.prometheus"),
+                                          token=_token(b), timeout_s=b.timeout_s)
     if backends.alertmanager is not None:
         b = backends.alertmanager
-        out.alertmanager = AlertmanagerClient(b.url, client, token=_token(b),
-                                              timeout_s=b.timeout_s)
+        out.alertmanager = AlertmanagerClient(
+            b.url, out.own_client(b, client, "backends.alertmanager"), token=_token(b),
+            timeout_s=b.timeout_s)
     if backends.sink is not None:
         b = backends.sink
-        out.sink = SinkClient(b.url, client, token=_token(b), timeout_s=b.timeout_s)
+        out.sink = SinkClient(b.url, out.own_client(b, client, "backends.sink"),
+                              token=_token(b), timeout_s=b.timeout_s)
     for signal, spec in backends.by_signal().items():
-        setattr(out, signal, build(signal, spec, client, out.sink))
+        own = client if spec.kind == "slack" else \
+            out.own_client(spec, client, f"backends.{signal}")
+        setattr(out, signal, build(signal, spec, own, out.sink))
+    if backends.scrape is not None:
+        out.scrape = httpx.AsyncClient(
+            timeout=backends.scrape.timeout_s,
+            **client_kwargs(backends.scrape.http_options(), name="backends.scrape"))
+        out.clients.append(out.scrape)
     return out

@@ -6,25 +6,37 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.errors import BackendError
+from core.http import REQUEST_ERRORS, describe, split_userinfo
 from gates.backends.prometheus import Sample
 
 
 class ScrapeClient:
-    """Scrapes one ``/metrics`` URL; every failure to look is a :class:`BackendError`."""
+    """Scrapes one ``/metrics`` URL; every failure to look is a :class:`BackendError`.
+
+    Credentials in the URL's user-info are sent as basic auth and never shown: ``url`` is
+    the URL without them. TLS, auth and proxies come with the client (``backends.scrape``).
+    """
 
     kind = "scrape"
 
-    def __init__(self, url: str, client: httpx.AsyncClient, *, timeout_s: float = 5.0) -> None:
-        self.url = url
+    def __init__(self, url: str, client: httpx.AsyncClient, *,
+                 timeout_s: float | None = None) -> None:
+        self.url, credentials = split_userinfo(url)
+        self._auth = httpx.BasicAuth(*credentials) if credentials is not None else None
         self.client = client
         self.timeout_s = timeout_s
 
     async def samples(self) -> list[tuple[str, Sample]]:
         """(sample name, sample) for every sample on the page (``_total`` etc. included)."""
         try:
-            resp = await self.client.get(self.url, timeout=self.timeout_s)
-        except httpx.HTTPError as exc:
-            raise BackendError(f"scrape of {self.url} failed: {type(exc).__name__}") from None
+            resp = await self.client.get(
+                self.url, auth=self._auth or httpx.USE_CLIENT_DEFAULT,
+                timeout=httpx.USE_CLIENT_DEFAULT if self.timeout_s is None else self.timeout_s)
+        except REQUEST_ERRORS as exc:
+            raise BackendError(f"scrape of {self.url} failed: {describe(exc)}") from None
+        if resp.status_code in (401, 403):
+            raise BackendError(f"scrape of {self.url} refused ({resp.status_code}): set "
+                               "backends.scrape's basic_auth, token or headers")
         if resp.status_code != 200:
             raise BackendError(f"scrape of {self.url} answered {resp.status_code}")
         try:

@@ -35,6 +35,10 @@ class SinkClient(HttpBackend):
     async def notifications(self, **params: str) -> list[dict[str, Any]]:
         return _list(await self.get_json("/api/notifications", params), "notifications")
 
+    async def metrics(self, **params: str) -> list[dict[str, Any]]:
+        """OTLP metric points (filters: name, service, type, since, limit); docs/sink.md."""
+        return _list(await self.get_json("/api/metrics", params), "metrics")
+
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}

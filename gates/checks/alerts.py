@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from core.errors import BackendError
+from core.http import REQUEST_ERRORS
 from core.waiting import Seen, eventually
 from gates.backends.alertmanager import AmAlert
 from gates.backends.prometheus import ActiveAlert
@@ -148,7 +149,7 @@ async def _runbook_problem(url: str, ctx: CheckContext) -> tuple[str | None, int
         else:
             async with httpx.AsyncClient() as client:
                 resp = await get(client)
-    except httpx.HTTPError as exc:
+    except REQUEST_ERRORS as exc:
         return f"runbook_url {url} does not answer ({type(exc).__name__})", None
     except ValueError:
         return f"runbook_url {url!r} is not a URL", None

@@ -100,11 +100,12 @@ def mask(text: str, secrets: list[str]) -> str:
     return redact.scrub(text)
 
 
-async def probe_for(journey: str, deadline_s: float, ctx: CheckContext, j: Judge, *,
+async def probe_for(journey: str | None, deadline_s: float, ctx: CheckContext, j: Judge, *,
                     failed: bool = False) -> tuple[ProbeResult | None, str | None]:
     """The probe whose ids a check follows: the phase's first successful (or failed) run."""
     start = ctx.anchors.phase_start.get(j.phase, 0.0)
     wanted = "failed" if failed else "successful"
+    name = journey or "journey"
 
     async def observe() -> Seen[ProbeResult]:
         runs = ctx.probes_since(journey, start)
@@ -113,13 +114,13 @@ async def probe_for(journey: str, deadline_s: float, ctx: CheckContext, j: Judge
             return Seen(hits[0])
         if runs:
             last = runs[-1]
-            return Seen(miss=f"{journey} probes failing: {last.error}" if not failed
-                        else f"{len(runs)} {journey} probe(s) in {j.phase}, none failed")
-        return Seen(miss=f"no {journey} probe has run in {j.phase}")
+            return Seen(miss=f"{name} probes failing: {last.error}" if not failed
+                        else f"{len(runs)} {name} probe(s) in {j.phase}, none failed")
+        return Seen(miss=f"no {name} probe has run in {j.phase}")
 
     out = await eventually(observe, timeout=deadline_s, interval=0.05)
     if out.found is None:
-        return None, f"no {wanted} {journey} probe to follow: {out.last_miss}"
+        return None, f"no {wanted} {name} probe to follow: {out.last_miss}"
     return out.found, None
 
 

@@ -60,7 +60,7 @@ async def error_event_check(check: ErrorEventCheck, ctx: CheckContext, j: Judge)
         if link:
             evidence["link"] = link
         return (f"error event {event.event_id[:12]} ({event.message[:60]}) tied to the failed "
-                f"{check.journey}, {latency:.1f}s after the probe")
+                f"{check.jname}, {latency:.1f}s after the probe")
 
     return j.settle(out, anchor=probe.started_at, evidence=evidence, what="error event",
                     passed=passed, latency_of=lambda e: (e.received_at or 0) - probe.started_at
@@ -106,7 +106,7 @@ async def pii_scrubbed_check(check: PiiScrubbedCheck, ctx: CheckContext,
         evidence["problems"] = problems
         return j.result("fail", "PII not scrubbed: " + "; ".join(problems[:5]),
                         evidence=evidence)
-    return j.result("pass", f"{len(out.found)} error event(s) of the failed {check.journey} "
+    return j.result("pass", f"{len(out.found)} error event(s) of the failed {check.jname} "
                     f"carry none of {', '.join(check.fields)}"
                     + (" and no secret" if secrets else ""), evidence=evidence)
 

@@ -64,7 +64,7 @@ async def logs_check(check: LogsCheck, ctx: CheckContext, j: Judge) -> CheckResu
 
     def passed(lines: list[LogLine], latency: float) -> str:
         evidence.update(lines=len(lines), sample=_sample(lines[0]))
-        return (f"{len(lines)} log line(s) carry the {check.journey} probe's "
+        return (f"{len(lines)} log line(s) carry the {check.jname} probe's "
                 f"{check.by.replace('_', ' ')}, {latency:.1f}s after the probe")
 
     result = j.settle(out, anchor=anchor, evidence=evidence, what="log lines",
@@ -104,7 +104,7 @@ async def log_fields_check(check: LogFieldsCheck, ctx: CheckContext, j: Judge) -
                                 "backend": logs.kind}
     result = j.settle(out, anchor=probe.started_at, evidence=evidence, what="complete log lines",
                       passed=lambda lines, lat: f"all {len(lines)} line(s) of the "
-                      f"{check.journey} probe carry {', '.join(check.fields)}")
+                      f"{check.jname} probe carry {', '.join(check.fields)}")
     if result.status == "fail" and out.last_miss and "lack" in out.last_miss:
         return j.result("fail", f"log lines miss required fields: {out.last_miss}",
                         evidence=evidence)
@@ -131,9 +131,9 @@ async def log_levels_check(check: LogLevelsCheck, ctx: CheckContext, j: Judge) -
                 return Seen(line)
         if lines:
             top = max(lines, key=lambda line: level_rank(line.level))
-            return Seen(miss=f"{len(lines)} line(s) for the failed {check.journey}, highest "
+            return Seen(miss=f"{len(lines)} line(s) for the failed {check.jname}, highest "
                         f"level {top.level or 'none'}: {_sample(top)!r}")
-        return Seen(miss=f"no log line for the failed {check.journey} (trace id "
+        return Seen(miss=f"no log line for the failed {check.jname} (trace id "
                     f"{probe.trace_id})")
 
     out = await eventually(observe, timeout=j.remaining(probe.started_at) + GRACE_S,
@@ -143,13 +143,13 @@ async def log_levels_check(check: LogLevelsCheck, ctx: CheckContext, j: Judge) -
 
     def passed(line: LogLine, latency: float) -> str:
         evidence["line"] = _sample(line)
-        return (f"failed {check.journey} logged at {line.level} by {line.service}, "
+        return (f"failed {check.jname} logged at {line.level} by {line.service}, "
                 f"{latency:.1f}s after the probe")
 
     result = j.settle(out, anchor=probe.started_at, evidence=evidence,
                       what=f"{check.min_level} log line", passed=passed)
     if result.status == "fail" and out.last_miss and "highest level" in out.last_miss:
-        return j.result("fail", f"failed {check.journey} not logged at {check.min_level}: "
+        return j.result("fail", f"failed {check.jname} not logged at {check.min_level}: "
                         f"{out.last_miss}", evidence=evidence)
     return result
 
@@ -175,7 +175,7 @@ async def log_budget_check(check: LogBudgetCheck, ctx: CheckContext, j: Judge) -
         stable = counts == last
         last = counts
         if not any(counts.values()):
-            return Seen(miss=f"no log lines for any of {len(counts)} {check.journey} probe(s)")
+            return Seen(miss=f"no log lines for any of {len(counts)} {check.jname} probe(s)")
         if not stable:
             return Seen(miss=f"line counts still growing: {sorted(counts.values())}")
         return Seen(("ok", counts))
@@ -188,10 +188,10 @@ async def log_budget_check(check: LogBudgetCheck, ctx: CheckContext, j: Judge) -
         evidence["lines_per_trace"] = counts
         if verdict == "over":
             worst = max(counts, key=lambda t: counts[t])
-            return j.result("fail", f"a {check.journey} request wrote {counts[worst]} log lines "
+            return j.result("fail", f"a {check.jname} request wrote {counts[worst]} log lines "
                             f"(budget {check.max_lines_per_request}; trace {worst})",
                             evidence=evidence)
-        return j.result("pass", f"{len(counts)} {check.journey} request(s) wrote at most "
+        return j.result("pass", f"{len(counts)} {check.jname} request(s) wrote at most "
                         f"{max(counts.values())} line(s) each (budget "
                         f"{check.max_lines_per_request})", evidence=evidence)
     return j.settle(out, anchor=first.started_at, evidence=evidence, what="stable line counts",
@@ -215,7 +215,7 @@ async def secret_leak_check(check: SecretLeakCheck, ctx: CheckContext, j: Judge)
     async def flowing() -> Seen[int]:
         lines = await logs.lines(trace_id=probe.trace_id)
         return Seen(len(lines)) if lines else \
-            Seen(miss=f"no log line of the {check.journey} probe (trace {probe.trace_id}) "
+            Seen(miss=f"no log line of the {check.jname} probe (trace {probe.trace_id}) "
                  "arrived, so absence of secrets proves nothing")
 
     out = await eventually(flowing, timeout=j.remaining(probe.started_at) + GRACE_S,
@@ -239,5 +239,5 @@ async def secret_leak_check(check: SecretLeakCheck, ctx: CheckContext, j: Judge)
     # latency: when the probe's lines (the proof that logs flow) were seen
     latency = (out.observed_at or probe.started_at) - probe.started_at
     return j.result("pass", f"none of {len(secrets)} secret(s) appears in the logs "
-                    f"({out.found} line(s) of the {check.journey} probe prove logs flow)",
+                    f"({out.found} line(s) of the {check.jname} probe prove logs flow)",
                     latency=latency, evidence=evidence)

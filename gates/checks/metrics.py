@@ -23,12 +23,17 @@ def _graph_link(ctx: CheckContext, query: str) -> str | None:
 
 
 def _scraper(source: str, ctx: CheckContext) -> ScrapeClient | None:
-    """A scraper for a service name in target.services or a URL (None without a client)."""
-    if ctx.http is None:
+    """A scraper for a service name in target.services or a URL (None without a client).
+
+    With ``backends.scrape`` its client (TLS, auth, proxies) scrapes; credentials in the
+    URL's user-info are basic auth.
+    """
+    client = ctx.scrape_http or ctx.http
+    if client is None:
         return None
     url = source if source.startswith(("http://", "https://")) else \
         ctx.services.get(source, "").rstrip("/") + "/metrics"
-    return ScrapeClient(url, ctx.http)
+    return ScrapeClient(url, client)
 
 
 async def metric_check(check: MetricCheck, ctx: CheckContext, j: Judge) -> CheckResult:

@@ -6,8 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-import httpx
-
+from core.http import REQUEST_ERRORS
 from core.waiting import Seen, eventually
 from gates.checks.common import GRACE_S, Judge
 from gates.config import HealthCheck, ProbeCheck
@@ -33,7 +32,7 @@ async def probe_check(check: ProbeCheck, ctx: CheckContext, j: Judge) -> CheckRe
             if len(streak) >= check.consecutive:
                 return Seen(streak)
         if runs and not runs[-1].success:
-            return Seen(miss=f"last {check.journey} probe failed: {runs[-1].error}")
+            return Seen(miss=f"last {check.jname} probe failed: {runs[-1].error}")
         return Seen(miss=f"{len(streak)} of {check.consecutive} consecutive successes so far")
 
     out = await eventually(observe, timeout=j.remaining(anchor), interval=0.05)
@@ -42,10 +41,10 @@ async def probe_check(check: ProbeCheck, ctx: CheckContext, j: Judge) -> CheckRe
         streak = out.found
         latency = streak[0].started_at - anchor
         evidence["trace_ids"] = [p.trace_id for p in streak]
-        return j.result("pass", f"{check.journey} probes succeeding again {latency:.1f}s after "
+        return j.result("pass", f"{check.jname} probes succeeding again {latency:.1f}s after "
                         f"{check.anchor}", latency=latency, evidence=evidence)
     evidence["nearest_miss"] = out.last_miss
-    return j.result("fail", f"{check.journey} probes not succeeding within "
+    return j.result("fail", f"{check.jname} probes not succeeding within "
                     f"{check.deadline_s:.0f}s of {check.anchor}: {out.last_miss}",
                     evidence=evidence)
 
@@ -59,9 +58,11 @@ async def health_check(check: HealthCheck, ctx: CheckContext, j: Judge) -> Check
     anchor = j.anchor_time()
     if anchor is None:
         return j.result("skipped", f"anchor {check.anchor} did not happen")
-    base = ctx.services.get(check.service)
+    base = ctx.services.get(check.service) if check.service else ctx.probe_base_url
     if base is None:
-        return j.result("error", f"service {check.service!r} is not in target.services")
+        where = f"service {check.service!r} is not in target.services" if check.service \
+            else "no service named: set the check's service or probes.service"
+        return j.result("error", where)
     if ctx.http is None:
         return j.result("error", "no HTTP client to call the health endpoints with")
     client = ctx.http
@@ -74,7 +75,7 @@ async def health_check(check: HealthCheck, ctx: CheckContext, j: Judge) -> Check
         url = base.rstrip("/") + path
         try:
             resp = await client.get(url, timeout=HEALTH_TIMEOUT_S)
-        except httpx.HTTPError as exc:
+        except REQUEST_ERRORS as exc:
             # No answer at all is "down" too (a dead process), but never "up".
             return path, None, type(exc).__name__
         return path, resp.status_code, resp.text[:80].strip()
@@ -86,7 +87,7 @@ async def health_check(check: HealthCheck, ctx: CheckContext, j: Judge) -> Check
         if not wrong:
             return Seen({p: s for p, s, _ in answers})
         return Seen(miss="; ".join(
-            f"{check.service} {p} answers {s if s is not None else body}"
+            f"{check.sname} {p} answers {s if s is not None else body}"
             + (f" {body!r}" if s is not None and body else "") for p, s, body in wrong))
 
     out = await eventually(observe, timeout=j.remaining(anchor) + GRACE_S,
@@ -99,10 +100,10 @@ async def health_check(check: HealthCheck, ctx: CheckContext, j: Judge) -> Check
         shown = ", ".join(f"{p} {s if s is not None else 'no answer'}"
                           for p, s in out.found.items())
         if latency > check.deadline_s:
-            return j.result("fail", f"{check.service} health reported {check.expect} late: "
+            return j.result("fail", f"{check.sname} health reported {check.expect} late: "
                             f"{latency:.1f}s after {check.anchor}", latency=latency,
                             evidence=evidence)
-        return j.result("pass", f"{check.service} reports {check.expect} {latency:.1f}s after "
+        return j.result("pass", f"{check.sname} reports {check.expect} {latency:.1f}s after "
                         f"{check.anchor}: {shown}", latency=latency, evidence=evidence)
     evidence["nearest_miss"] = out.last_miss
     why = " while the fault holds: the health check ignores the broken dependency" \

@@ -30,7 +30,7 @@ def judge_window(check: SloCheck,
                                 "min_success_ratio": check.min_success_ratio,
                                 "max_p95_ms": check.max_p95_ms}
     if len(runs) < check.min_runs:
-        return "fail", (f"only {len(runs)} {check.journey} probe run(s) in the {check.window_s:g}s "
+        return "fail", (f"only {len(runs)} {check.jname} probe run(s) in the {check.window_s:g}s "
                         f"window (need {check.min_runs}): no data is not a pass"), evidence
     ratio = ok / len(runs)
     latency_ms = p95([r.duration_s for r in runs]) * 1000
@@ -44,7 +44,7 @@ def judge_window(check: SloCheck,
                         f"({len(failed)} of {len(runs)} failed; first: {failed[0].error})")
     if check.max_p95_ms is not None and latency_ms > check.max_p95_ms:
         problems.append(f"p95 {latency_ms:.0f}ms > {check.max_p95_ms:g}ms")
-    summary = f"{check.journey}: {ratio:.2%} of {len(runs)} probes succeeded, p95 " \
+    summary = f"{check.jname}: {ratio:.2%} of {len(runs)} probes succeeded, p95 " \
               f"{latency_ms:.0f}ms over {check.window_s:g}s"
     if problems:
         return "fail", f"{'; '.join(problems)} ({summary})", evidence

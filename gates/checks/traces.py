@@ -118,7 +118,7 @@ async def trace_error_span_check(check: TraceErrorSpanCheck, ctx: CheckContext,
 
     def passed(span: Span, latency: float) -> str:
         evidence["span"] = span.describe()
-        return (f"failed {check.journey} trace holds error span {span.describe()}, "
+        return (f"failed {check.jname} trace holds error span {span.describe()}, "
                 f"{latency:.1f}s after the probe")
 
     return j.settle(out, anchor=probe.started_at, evidence=evidence,
@@ -169,5 +169,5 @@ async def trace_attributes_check(check: TraceAttributesCheck, ctx: CheckContext,
         evidence["problems"] = [mask(p, secrets) for p in problems]
         return j.result("fail", "sensitive data in spans: " + "; ".join(problems[:5]),
                         evidence=evidence)
-    return j.result("pass", f"{len(spans)} span(s) of the {check.journey} trace carry no "
+    return j.result("pass", f"{len(spans)} span(s) of the {check.jname} trace carry no "
                     "sensitive attribute or secret", evidence=evidence)

@@ -218,15 +218,15 @@ def test_start_cut_short_by_a_timeout_leaves_no_process_behind(tmp_path: Path) -
 def test_a_port_taken_between_pick_and_bind_is_retried_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The first port handed to Prometheus is in use: the stack retries on a fresh one."""
-    import demo.stack
+    import stack.tools as stack_tools  # the stack picks its ports through it
 
     squatter = socket.socket()
     squatter.bind(("127.0.0.1", 0))
     squatter.listen()
     taken = squatter.getsockname()[1]
-    real_free_port = demo.stack.free_port
+    real_free_port = stack_tools.free_port
     ports = iter([taken])
-    monkeypatch.setattr(demo.stack, "free_port", lambda: next(ports, None) or real_free_port())
+    monkeypatch.setattr(stack_tools, "free_port", lambda: next(ports, None) or real_free_port())
     messages: list[str] = []
     tasks: list[asyncio.Task[StackUrls]] = []
 

@@ -239,8 +239,8 @@ def test_trace_never_arriving_fails() -> None:
 
 
 def test_trace_without_a_probe_to_follow_is_an_error() -> None:
-    r = run({"signal": "trace", "deadline_s": 0.3}, sink=lambda req: ok_json(spans("web")),
-            phase="baseline", probes=[probe(ok=False)])
+    r = run({"signal": "trace", "journey": "upload", "deadline_s": 0.3},
+            sink=lambda req: ok_json(spans("web")), phase="baseline", probes=[probe(ok=False)])
     assert r.status == "error" and "no successful upload probe" in r.message
 
 

@@ -18,7 +18,7 @@ from probes.spec import BrowserJourney, BrowserSettings, parse_journeys
 from tests.fixtures.demo_system import Demo
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "probes" / "examples" / "demo.yaml"
+EXAMPLE = ROOT / "demo" / "journeys-examples.yaml"
 
 pytestmark = [
     pytest.mark.slow,

@@ -1,4 +1,4 @@
-"""The built-in journeys against the real demo web service, and their correlation ids."""
+"""The demo's journeys (demo/journeys.yaml) against the real demo web service, and their ids."""
 
 from __future__ import annotations
 
@@ -8,22 +8,27 @@ import email.policy
 import hashlib
 import json
 import re
+from pathlib import Path
 
 import httpx
 import pytest
 
-from probes.journeys import JourneyContext, run_journey
+from probes.journeys import build_catalog, resolve
 from probes.model import ProbeResult
 from tests.fixtures.demo_system import Demo
+
+CATALOG = build_catalog([Path(__file__).resolve().parents[2] / "demo" / "journeys.yaml"])
 
 
 def run(journey: str, base_url: str, password: str, *,
         transport: httpx.AsyncBaseTransport | None = None) -> ProbeResult:
+    """One run of a demo journey, resolved exactly as a gate resolves it."""
+    (resolved,) = resolve([journey], CATALOG, base_url=base_url, username="demo",
+                          password=password, timeout_s=5)
+
     async def go() -> ProbeResult:
         async with httpx.AsyncClient(transport=transport) as client:
-            ctx = JourneyContext(base_url=base_url, username="demo", password=password,
-                                 timeout_s=5, upload_size_bytes=4096)
-            return await run_journey(journey, client, ctx)
+            return await resolved.run(client)
     return asyncio.run(go())
 
 

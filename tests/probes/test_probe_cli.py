@@ -20,7 +20,7 @@ from demo.stack import free_port
 from tests.fixtures.demo_system import Demo, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "probes" / "examples" / "demo.yaml"
+EXAMPLE = ROOT / "demo" / "journeys-examples.yaml"
 
 
 def write_config(tmp: Path, web: str) -> Path:
@@ -29,7 +29,7 @@ def write_config(tmp: Path, web: str) -> Path:
 target:
   services: {{web: "{web}"}}
   credentials: {{username: demo, password: "${{TEST_PW}}"}}
-probes: {{timeout_s: 5, interval_s: 0.5, upload_size_bytes: 2048}}
+probes: {{timeout_s: 5, interval_s: 0.5, journeys_file: "{ROOT / 'demo' / 'journeys.yaml'}"}}
 """, encoding="utf-8")
     return path
 

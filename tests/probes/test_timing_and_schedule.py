@@ -159,7 +159,7 @@ def test_a_hung_target_does_not_delay_the_other_journeys(demo: Demo, hung_target
 
     async def go() -> None:
         async with httpx.AsyncClient(trust_env=False) as client:
-            scheduler = ProbeScheduler([hung, *healthy], client, None, interval, results.append,
+            scheduler = ProbeScheduler([hung, *healthy], client, results.append,
                                        on_start=started)
             scheduler.start()
             deadline = time.monotonic() + 10

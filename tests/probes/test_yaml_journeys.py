@@ -1,4 +1,4 @@
-"""Journeys as YAML and the parametrised built-ins, against the real demo web and storage."""
+"""Journeys as YAML (the demo's own and variants of them), against the real demo web and storage."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ import httpx
 import pytest
 
 from core.errors import ConfigError
-from probes.builtin import builtin, expand
 from probes.http import run_http
+from probes.journeys import build_catalog, with_credentials
 from probes.model import ProbeResult
 from probes.spec import HttpJourney, parse_journeys
 from tests.fixtures.demo_system import Demo
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "probes" / "examples" / "demo.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "demo" / "journeys-examples.yaml"
+CATALOG = build_catalog([ROOT / "demo" / "journeys.yaml",
+                         Path(__file__).parent / "data" / "demo-variants.yaml"])
 
 
 def run(spec: HttpJourney, base_url: str, *, name: str = "j",
@@ -29,9 +32,11 @@ def run(spec: HttpJourney, base_url: str, *, name: str = "j",
     return asyncio.run(go())
 
 
-def built(name: str, demo: Demo, password: str | None = None, **params: object) -> HttpJourney:
-    return expand(name, builtin(name, **params), username=demo.user,
-                  password=password or demo.password)
+def built(name: str, demo: Demo, password: str | None = None) -> HttpJourney:
+    """A demo journey (or a variant) with the demo's credentials, as a gate would run it."""
+    spec = with_credentials(CATALOG.journeys[name].spec, demo.user, password or demo.password)
+    assert isinstance(spec, HttpJourney)
+    return spec
 
 
 def web_url(demo: Demo, sabotage: str = "", storage: str = "storage") -> str:
@@ -42,9 +47,10 @@ def web_url(demo: Demo, sabotage: str = "", storage: str = "storage") -> str:
 
 @pytest.mark.parametrize("mode", ["json", "form", "basic"])
 def test_login_modes_pass_and_fail_precisely_on_a_wrong_password(demo: Demo, mode: str) -> None:
-    ok = run(built("login", demo, mode=mode), web_url(demo), name="login")
+    name = {"json": "login", "form": "login-form", "basic": "login-basic"}[mode]
+    ok = run(built(name, demo), web_url(demo), name="login")
     assert ok.success, ok.error
-    bad = run(built("login", demo, password="wrong-password", mode=mode), web_url(demo))
+    bad = run(built(name, demo, password="wrong-password"), web_url(demo))
     assert not bad.success
     expected = {"json": "login: POST /api/login returned 401, expected 200",
                 "basic": "login: POST /api/login returned 401, expected 200",
@@ -53,7 +59,7 @@ def test_login_modes_pass_and_fail_precisely_on_a_wrong_password(demo: Demo, mod
 
 
 def test_form_login_sends_the_csrf_token_and_keeps_the_session_cookie(demo: Demo) -> None:
-    result = run(built("login", demo, mode="form"), web_url(demo))
+    result = run(built("login-form", demo), web_url(demo))
     assert [s.name for s in result.steps] == ["login page", "login", "session"]
     assert [s.status for s in result.steps] == [200, 303, 200]
 
@@ -61,17 +67,17 @@ def test_form_login_sends_the_csrf_token_and_keeps_the_session_cookie(demo: Demo
 def test_ready_must_be_503_while_storage_is_down(demo: Demo) -> None:
     demo.dead_storage()
     down = web_url(demo, storage="storage-dead")
-    assert run(built("health", demo, ready_status=503), down).success
-    healthy = run(built("health", demo, ready_status=503), web_url(demo))
+    assert run(built("health-503", demo), down).success
+    healthy = run(built("health-503", demo), web_url(demo))
     assert healthy.error == "ready: GET /health/ready returned 200, expected 503"
     lying = web_url(demo, "ready_always_200", "storage-dead")
-    result = run(built("health", demo, ready_status=503), lying)
+    result = run(built("health-503", demo), lying)
     assert result.error == "ready: GET /health/ready returned 200, expected 503"
 
 
-@pytest.mark.parametrize("login", ["json", "basic"])
-def test_multipart_upload_reads_back_the_same_bytes_and_cleans_up(demo: Demo, login: str) -> None:
-    result = run(built("upload", demo, login=login, size_bytes=70_000), web_url(demo))
+@pytest.mark.parametrize("name", ["upload", "upload-basic-70k"])
+def test_multipart_upload_reads_back_the_same_bytes_and_cleans_up(demo: Demo, name: str) -> None:
+    result = run(built(name, demo), web_url(demo))
     assert result.success, result.error
     assert [s.name for s in result.steps][-3:] == ["upload", "read back", "clean up"]
     assert result.steps[-1].status == 204
@@ -80,7 +86,7 @@ def test_multipart_upload_reads_back_the_same_bytes_and_cleans_up(demo: Demo, lo
 def test_raw_put_upload_against_storage(demo: Demo) -> None:
     storage = demo.storage().url
     assert storage is not None
-    result = run(built("upload", demo, mode="put", size_bytes=10_000), storage)
+    result = run(built("put-10k", demo), storage)
     assert result.success, result.error
     assert [(s.method, s.status) for s in result.steps] == [("PUT", 201), ("GET", 200),
                                                             ("DELETE", 204)]
@@ -124,8 +130,9 @@ def test_the_example_journeys_file_passes_on_the_demo(demo: Demo,
     monkeypatch.setenv("DEMO_PASSWORD", demo.password)
     spec = parse_journeys(EXAMPLE.read_text(), str(EXAMPLE))
     for name, journey in spec.journeys.items():
-        result = run(expand(name, journey, username=demo.user, password=demo.password),
-                     web_url(demo), name=name)
+        spec = with_credentials(journey, demo.user, demo.password)
+        assert isinstance(spec, HttpJourney)
+        result = run(spec, web_url(demo), name=name)
         assert result.success, f"{name}: {result.error}"
         assert demo.password not in json.dumps(result.to_dict())
 
@@ -260,9 +267,9 @@ def test_a_post_is_not_resent_after_it_went_out_but_is_when_the_connection_never
      "journeys.x.steps[0].methd", "unknown key 'methd' (did you mean 'method'?)"),
     ("journeys:\n  x:\n    steps:\n      - url: /a\n        headers: {A: '{{tokn}}'}\n",
      "j.yaml:5 journeys.x.steps[0].headers.A", "unknown variable 'tokn'"),
-    ("journeys:\n  x:\n    use: login\n    with: {sise_bytes: 3}\n",
-     "j.yaml:4 journeys.x.with.sise_bytes", "unknown key 'sise_bytes' (did you mean "
-     "'size_bytes'?)"),
+    ("journeys:\n  x:\n    steps:\n      - url: /a\n        multipart: {f: {generat: 3}}\n",
+     "j.yaml:5 journeys.x.steps[0].multipart.f.generat", "unknown key 'generat' (did you mean "
+     "'generate'?)"),
     ("journeys:\n  x:\n    steps:\n      - url: /a\n        expect: {regex: '('}\n",
      "j.yaml:5 journeys.x.steps[0].expect", "bad regex"),
     ("journeys:\n  x:\n    steps:\n      - url: /a\n        json: {}\n        form: {}\n",

@@ -1,0 +1,137 @@
+"""A fault that changed nothing is named as such: in the report, not blamed on the checks.
+
+Real processes: the service is a launcher serving HTTP from its child (tests/fixtures/
+launcher.py); the fault is a real process fault; the probes are real HTTP journeys.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from readygate.config import parse_config
+from readygate.runner import RunOptions, run_gate
+from reports.model import Report
+from reports.render import render_console, render_markdown
+from tests.fixtures.launcher import LAUNCHER_MARK, Launched, answers, launch, wait_for
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[Launched]:
+    with launch(tmp_path / "web") as service:
+        yield service
+
+
+@pytest.fixture
+def bystander(tmp_path: Path) -> Iterator[Path]:
+    """A process that serves nothing anyone probes; its pidfile."""
+    pidfile = tmp_path / "batch.pid"
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
+                             LAUNCHER_MARK])
+    pidfile.write_text(str(proc.pid))
+    try:
+        wait_for(lambda: LAUNCHER_MARK in Path(f"/proc/{proc.pid}/cmdline").read_text(), 10,
+                 "bystander exec'd")
+        yield pidfile
+    finally:
+        proc.kill()
+        proc.wait(5)
+
+
+def config_text(url: str, pidfile: Path, batch: Path, fault: str) -> str:
+    return f"""
+target:
+  name: local
+  services: {{web: "{url}"}}
+  processes:
+    web: {{pidfile: "{pidfile}", command_contains: {LAUNCHER_MARK}}}
+    batch: {{pidfile: "{batch}", command_contains: {LAUNCHER_MARK}}}
+journeys:
+  ping:
+    timeout_s: 1.0
+    retry: {{attempts: 1}}
+    steps: [{{url: /}}]
+probes: {{journeys: [ping], interval_s: 0.1}}
+gates:
+  g:
+    scenario:
+      baseline: {{min_duration_s: 0.5, max_duration_s: 5}}
+      fault: {fault}
+      fault_phase: {{max_duration_s: 5}}
+      recovery: {{max_duration_s: 5}}
+    checks:
+      - {{signal: health, service: web, paths: [/], expect: down, deadline_s: 2.5}}
+      - {{signal: probe, phase: recovery, journey: ping, deadline_s: 5}}
+"""
+
+
+async def run(tmp_path: Path, web: Launched, fault: str) -> Report:
+    text = config_text(web.url, web.pidfile, tmp_path / "batch.pid", fault)
+    config = parse_config(text, str(tmp_path / "r.yaml"))
+    options = RunOptions(out_dir=tmp_path / "out", stdout=io.StringIO(), stderr=io.StringIO())
+    return await run_gate(config, "g", options)
+
+
+def notes(report: Report) -> list[tuple[str, str]]:
+    return [(e["level"], e["message"]) for e in report.timeline if e["type"] == "Note"]
+
+
+async def test_a_fault_nobody_noticed_is_named_next_to_the_failing_check(
+        tmp_path: Path, web: Launched, bystander: Path) -> None:
+    report = await run(tmp_path, web,
+                       "{kind: process, service: batch, action: stop, ttl_s: 30}")
+    health = next(c for c in report.checks if c.signal == "health")
+    assert health.status == "fail"  # web never went down: the fault paused the wrong thing
+    assert report.verdict == "not_ready"
+    during = [p for p in report.probes if p["started_at"] >= report.faults[0]["started_at"]
+              and p["started_at"] <= report.faults[0]["ended_at"]]
+    assert during and all(p["success"] for p in during)
+    assert report.fault_effect is not None
+    assert report.fault_effect.startswith("no observable effect: all ")
+    assert report.fault_effect.endswith(" probes during the fault succeeded")
+    assert ("warning", f"the fault had {report.fault_effect}") in notes(report)
+    assert report.to_dict()["fault_effect"] == report.fault_effect
+    md = render_markdown(report)
+    assert f"> ⚠️ Fault effect: the fault had {report.fault_effect}: a failing fault-phase " \
+           "check may mean the fault never reached the service" in md
+    row = next(line for line in md.splitlines() if "web / report down" in line)
+    assert row.startswith("| ❌ |") and row.endswith("*the fault had no observable effect* |")
+    console = render_console(report)
+    assert f"fault effect: the fault had {report.fault_effect}" in console
+    assert Report.from_dict(report.to_dict()).fault_effect == report.fault_effect
+
+
+async def test_a_fault_the_probes_saw_has_no_such_note(
+        tmp_path: Path, web: Launched, bystander: Path) -> None:
+    report = await run(tmp_path, web, "{kind: process, service: web, action: stop, ttl_s: 30}")
+    assert report.faults[0]["detail"]["pids"] == sorted([web.launcher.pid, web.child])
+    during = [p for p in report.probes if p["started_at"] >= report.faults[0]["started_at"]
+              and p["started_at"] <= report.faults[0]["ended_at"]]
+    assert any(not p["success"] for p in during)  # paused: the probes timed out
+    assert report.fault_effect is None
+    assert "fault_effect" not in report.to_dict()
+    assert "Fault effect" not in render_markdown(report)
+    assert answers(web.url)  # resumed by the rollback
+
+
+async def test_a_fault_without_effect_at_injection_is_recorded_and_inconclusive(
+        tmp_path: Path, web: Launched, bystander: Path) -> None:
+    report = await run(tmp_path, web, "{kind: process, service: web, action: kill, "
+                                      "scope: pid, verify_s: 1, ttl_s: 30}")
+    expected = (f"fault not injected: process fault on 'web' had no effect: pid {web.child} (")
+    assert report.reason is not None and report.reason.startswith(expected)
+    assert "still running 1s after SIGKILL; scope pid signals only PID" in report.reason
+    assert ("error", report.reason) in notes(report)
+    assert report.verdict == "inconclusive"
+    assert not report.faults
+    for check in report.checks:
+        assert check.status == "skipped"
+        assert check.message == "skipped: the fault was not injected"
+    assert answers(web.url)  # the launcher is dead, its child serves on
