@@ -1,11 +1,15 @@
 """Load with Locust, at arm's length: Locust runs in its own processes, never in readygate's.
 
 ``import locust`` monkey-patches a process with gevent (FIELD-NOTES), so readygate starts
-``python -m locust -f scenarios/locustfile.py --headless ...`` as a child: one local
-process, or a master and N local workers (Locust's distributed mode; further workers on
-other machines may join the master). The locustfile prints a ``READYGATE_LOAD {json}``
-line per interval; each becomes a :class:`~core.events.LoadStats` event in the
-timeline, and the last (``final``) one is the load summary of the report.
+``python -m locust -f FILE,scenarios/readygate_stats.py --headless ...`` as a child: one
+local process, or a master and N local workers (Locust's distributed mode; further workers
+on other machines may join the master). FILE is readygate's own locustfile, which runs the
+gate's HTTP journeys (one task per journey, with its weight, on the probes' step engine),
+or the user's own locustfile (``load.locustfile``), run as is. Either way the stats plugin
+prints a ``READYGATE_LOAD {json}`` line per interval; each becomes a
+:class:`~core.events.LoadStats` event in the timeline, and the last (``final``) one is the
+load summary of the report. The journeys, secrets included, reach the children in one
+environment variable (``READYGATE_LOAD_SPEC``), never argv or a file. See docs/load.md.
 """
 
 from __future__ import annotations
@@ -20,13 +24,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.errors import StackError
+from pydantic import SecretStr
+from pydantic_core import to_jsonable_python
+
+from core.errors import ConfigError, StackError
 from core.events import Event, LoadStats, Note
+from core.http import display_url
 from core.procs import ManagedProcess
+from probes.journeys import Journey
 from scenarios.config import Load
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+STATS_PLUGIN = Path(__file__).resolve().parent / "readygate_stats.py"
 STATS_PREFIX = "READYGATE_LOAD "
+SPEC_ENV = "READYGATE_LOAD_SPEC"
+# Linux refuses to exec with one environment string over 128 KiB (MAX_ARG_STRLEN).
+MAX_SPEC_BYTES = 120_000
 _WORKER_WAIT_S = 30
 _STOP_TIMEOUT_S = 15.0
 
@@ -49,19 +62,45 @@ def parse_stats_line(line: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _reveal(value: Any) -> Any:
+    """``value`` with every SecretStr replaced by its secret (for the child only)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: _reveal(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_reveal(v) for v in value]
+    return value
+
+
+def journey_document(journey: Journey, weight: int) -> dict[str, Any]:
+    """One journey as the locustfile reads it: name, weight, target, files dir, full spec."""
+    spec = _reveal(journey.spec.model_dump(mode="python", by_alias=True))
+    return {"name": journey.name, "weight": weight, "base_url": journey.base_url,
+            "files_dir": str(journey.files_dir) if journey.files_dir else None,
+            "spec": to_jsonable_python(spec)}
+
+
+def child_spec(load: Load, journeys: list[tuple[Journey, int]]) -> str:
+    """The READYGATE_LOAD_SPEC document: settings and the HTTP journeys (secrets revealed)."""
+    return json.dumps({
+        "wait_min_s": load.wait_min_s, "wait_max_s": load.wait_max_s,
+        "stats_interval_s": load.stats_interval_s,
+        "journeys": [journey_document(j, w) for j, w in journeys]})
+
+
 class LoadRunner:
     """Starts Locust for a scenario's ``load`` block, streams its stats as events, stops it."""
 
-    def __init__(self, load: Load, host: str, *, username: str, password: str,
-                 workdir: Path, emit: Callable[[Event], None],
-                 upload_size_bytes: int = 1024) -> None:
+    def __init__(self, load: Load, host: str, journeys: list[tuple[Journey, int]], *,
+                 workdir: Path, emit: Callable[[Event], None]) -> None:
         self.load = load
         self.host = host
-        self.username = username
-        self._password = password
-        self.workdir = Path(workdir)
+        # Browser journeys are not load: a browser per Locust user measures the load box.
+        self.journeys = [(j, w) for j, w in journeys if j.kind == "http" and w > 0]
+        self.skipped = [j.name for j, _ in journeys if j.kind != "http"]
+        self.workdir = Path(workdir).resolve()
         self.emit = emit
-        self.upload_size_bytes = upload_size_bytes
         self.procs: list[ManagedProcess] = []
         self.final: dict[str, Any] | None = None
         self.last: dict[str, Any] | None = None
@@ -70,20 +109,43 @@ class LoadRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._readers: list[threading.Thread] = []
 
-    # -- argv ------------------------------------------------------------------------
-    def _env(self) -> dict[str, str]:
-        spec = {"journeys": dict(self.load.journeys), "username": self.username,
-                "wait_min_s": self.load.wait_min_s, "wait_max_s": self.load.wait_max_s,
-                "upload_size_bytes": self.upload_size_bytes,
-                "stats_interval_s": self.load.stats_interval_s}
-        return {"READYGATE_LOAD_SPEC": json.dumps(spec),
-                "READYGATE_LOAD_PASSWORD": self._password}
+    # -- what the children get ---------------------------------------------------------
+    def check(self) -> None:
+        """Raise ConfigError when there is nothing Locust could run."""
+        if self.load.locustfile is not None:
+            if "," in self.load.locustfile:  # Locust splits -f on commas
+                raise ConfigError("Locust cannot run a locustfile whose path has a comma: "
+                                  f"{self.load.locustfile!r}", key="scenario.load.locustfile")
+            return
+        if not self.journeys:
+            skipped = f" (browser journeys are skipped: {', '.join(self.skipped)})" \
+                if self.skipped else ""
+            raise ConfigError("load has no HTTP journey to run" + skipped,
+                              key="scenario.load.journeys")
+
+    def child_env(self) -> dict[str, str]:
+        """What the Locust processes get in their environment (secrets go only here)."""
+        spec = child_spec(self.load, [] if self.load.locustfile else self.journeys)
+        if len(spec.encode()) > MAX_SPEC_BYTES:
+            raise ConfigError(f"the load journeys take {len(spec.encode()) // 1024} KiB, more "
+                              f"than one environment variable holds (128 KiB): move large "
+                              "inline bodies to files (body: {file: ...})",
+                              key="scenario.load.journeys")
+        env = {SPEC_ENV: spec}
+        if display_url(self.host) != self.host:
+            env["LOCUST_HOST"] = self.host.rstrip("/")
+        return env
 
     def argvs(self, master_port: int | None = None) -> list[tuple[str, list[str]]]:
         """(name, argv) of every Locust process to start: one, or a master and its workers."""
-        base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "WARNING"]
+        locustfile = self.load.locustfile or str(LOCUSTFILE)
+        # Locust imports every -f file into one process: the plugin rides along with either.
+        base = [sys.executable, "-m", "locust", "-f", f"{locustfile},{STATS_PLUGIN}",
+                "--loglevel", "WARNING"]
+        # A target with user:password@ goes to Locust as LOCUST_HOST (child_env), never in argv.
+        host = [] if display_url(self.host) != self.host else ["--host", self.host.rstrip("/")]
         run = ["--headless", "-u", str(self.load.users), "-r", f"{self.load.spawn_rate:g}",
-               "-t", f"{int(self.load.max_duration_s)}s", "--host", self.host.rstrip("/"),
+               "-t", f"{int(self.load.max_duration_s)}s", *host,
                "--only-summary", "--stop-timeout", "1",
                "--json-file", str(self.workdir / "locust-summary")]
         total_workers = self.load.workers + self.load.external_workers
@@ -105,9 +167,14 @@ class LoadRunner:
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         """Start the Locust process(es); stats arrive as events from here on."""
+        self.check()
         self._loop = asyncio.get_running_loop()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        env = self._env()
+        env = self.child_env()
+        if self.skipped and not self.load.locustfile:
+            self.emit(Note(time.time(), f"load skips browser journey(s) "
+                           f"{', '.join(self.skipped)}: a browser per Locust user is not load",
+                           level="warning"))
         self.started_at = time.time()
         for name, argv in self.argvs():
             proc = ManagedProcess(name, argv, env=env,
@@ -121,8 +188,11 @@ class LoadRunner:
         mode = (f"a master and {self.load.workers} local worker(s)"
                 + (f" + {self.load.external_workers} external" if self.load.external_workers
                    else "")) if self.procs[1:] or self.load.external_workers else "one process"
-        self.emit(Note(time.time(), f"load: {self.load.users} Locust users on {self.host} "
-                       f"({mode})"))
+        what = f"locustfile {self.load.locustfile}" if self.load.locustfile else \
+            "journeys " + ", ".join(f"{j.name}={w}" for j, w in self.journeys)
+        self.emit(Note(time.time(), f"load: {self.load.users} Locust users on "
+                       f"{display_url(self.host)} "
+                       f"({mode}) running {what}"))
         await asyncio.sleep(0)
         dead = [p for p in self.procs if not p.alive()]
         if dead:
@@ -181,8 +251,11 @@ class LoadRunner:
     def summary(self) -> dict[str, Any]:
         """The load block of the report."""
         final = self.final or self.last or {}
+        source: dict[str, Any] = {"locustfile": self.load.locustfile} if self.load.locustfile \
+            else {"journeys": {j.name: w for j, w in self.journeys}}
         return {"users": self.load.users, "workers": self.load.workers,
-                "external_workers": self.load.external_workers, "host": self.host,
+                "external_workers": self.load.external_workers,
+                "host": display_url(self.host), **source,
                 "started_at": self.started_at, "stopped_at": self.stopped_at,
                 "pids": self.pids(), **{k: v for k, v in final.items() if k != "at"}}
 

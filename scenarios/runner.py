@@ -23,7 +23,13 @@ from typing import Any
 import httpx
 
 from chaos.base import FaultError, FaultInjector, InjectedFault
-from chaos.config import Experiment, Fault
+from chaos.config import (
+    Experiment,
+    Fault,
+    chaos_host_problem,
+    experiment_urls,
+    fault_urls,
+)
 from core.errors import ConfigError
 from core.events import (
     CheckSettled,
@@ -46,6 +52,7 @@ from gates.pytest_suites import run_suites
 from probes.journeys import Journey, resolve
 from probes.model import ProbeResult
 from probes.scheduler import ProbeScheduler
+from probes.spec import HttpJourney
 from reports.model import CheckResult, Report, verdict_of
 from scenarios.config import Gate, Phase, RunConfig, check_gate_journeys
 from scenarios.drill import drill_summary
@@ -118,9 +125,17 @@ class ScenarioRunner:
         fault = self.gate.scenario.fault
         if fault is None and self.gate.scenario.experiment is None:
             return
-        if target.environment == "production" and not self.env.allow_production:
-            raise ConfigError(f"target {target.name!r} is production: chaos refused "
-                              "(pass --allow-production to override)", key="target.environment")
+        if target.is_protected() and not self.env.allow_production:
+            raise ConfigError(f"target {target.name!r} is {target.environment.strip()}: chaos "
+                              "refused (pass --allow-production to override); it is one of "
+                              "target.protected_environments", key="target.environment")
+        # Checked again here, not only at load: `--demo` and scenario files change the target.
+        experiment = self.gate.scenario.experiment
+        problem = chaos_host_problem(
+            (fault_urls(fault, target) if fault is not None else [])
+            + (experiment_urls(experiment, target) if experiment is not None else []), target)
+        if problem is not None:
+            raise ConfigError(problem, key="target.chaos_allowed_hosts")
         if fault is not None and self.env.injector is None:
             raise ConfigError(f"gate {self.env.gate_name!r} injects a fault but no fault proxy "
                               "is configured", key="target.fault_proxies")
@@ -244,6 +259,11 @@ class ScenarioRunner:
                            username=config.target.credentials.username,
                            password=password.get_secret_value() if password else None,
                            timeout_s=config.probes.timeout_s)
+        tls = config.probes.http.tls
+        if tls is not None:  # probes.http.tls is every journey's default, under load too
+            journeys = [dataclasses.replace(j, spec=j.spec.model_copy(update={"tls": tls}))
+                        if isinstance(j.spec, HttpJourney) and j.spec.tls is None else j
+                        for j in journeys]
         return [(j, weights.get(j.name, 1) if weights else 1) for j in journeys]
 
     async def _stop_helpers(self) -> None:
