@@ -22,8 +22,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from core.config import read_text
 from core.errors import ConfigError, StackError
 from core.procs import start_python_service
+from core.scratch import MARKER, mark_owner
 from stack.base import (
     BINARY_READY_TIMEOUT_S,
     DISCOVERY_TIMEOUT_S,
@@ -108,6 +110,12 @@ def default_rules_text() -> str:
     return RULES_PATH.read_text(encoding="utf-8")
 
 
+def read_rules(path: str | Path) -> str:
+    """A rules file of the user's (``--rules``, ``demo.rules_file``): UTF-8 text up to 10 MB,
+    else one line naming the file (not found, a directory, binary, too large)."""
+    return read_text(path, "rules")
+
+
 def fill_placeholders(text: str, *, web_url: str, sink_url: str) -> str:
     """Replace the placeholder base URLs in a rules or Alertmanager config text."""
     return (text.replace(WEB_URL_PLACEHOLDER, web_url.rstrip("/"))
@@ -148,6 +156,10 @@ class DemoStack(StackBase[StackUrls]):
                  progress: Callable[[str], None] | None = None) -> None:
         super().__init__(workdir, progress, retention=options.retention)
         self.options = options
+        if self.workdir.is_dir() and not (self.workdir / MARKER).exists():
+            # the services' logs and the sink's database land here unscrubbed: marked with
+            # this process, a SIGKILLed run's directory is swept at the next start
+            mark_owner(self.workdir)
         self._web_url: asyncio.Future[str] | None = None
         self._rules_template = ""
 

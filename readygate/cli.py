@@ -121,6 +121,19 @@ def _load(path: str | None) -> tuple[Config, Path]:
     return load_config(config_path), config_path
 
 
+def _refuse_nothing_to_run(config: Config, path: Path) -> None:
+    """An empty config (no gates, journeys, services, backends or stack) is refused: it
+    would "validate" and "run" while judging nothing."""
+    backends = config.backends
+    if config.gates or config.catalog.names or config.target.services or config.stack \
+            or backends.prometheus or backends.alertmanager or backends.sink \
+            or backends.by_signal():
+        return
+    raise ConfigError("nothing to run: the config defines no gates, journeys, target services "
+                      "or backends (docs/config.md; `readygate demo` runs the bundled demo)",
+                      path=str(path))
+
+
 def _gate(config: Config, name: str, path: Path) -> tuple[Config, str]:
     """The config holding gate ``name``: the config's own gate wins over gates/library."""
     from scenarios.library import resolve_gate
@@ -186,20 +199,20 @@ def _dispatch(args: argparse.Namespace) -> int:
         return (probe_run if args.probe_command == "run" else probe_serve)(args, config, path)
     if args.command == "validate":
         config, path = _load(args.config)
+        _refuse_nothing_to_run(config, path)
         gates = ", ".join(sorted(config.gates)) or "no gates"
         print(f"{path}: ok ({gates}; target {config.target.name}, "
-              f"{len(config.secrets())} secret(s) redacted)")
+              # distinct values: one password in a URL and in basic auth is one secret
+              f"{len({s for s in config.secrets() if s})} secret(s) redacted)")
         return 0
     if args.command == "demo":
         config, path = _load(args.config)
         config, gate = _gate(config, args.gate or config.demo.gate, path)
         rules_text = None
         if args.rules:
-            try:
-                rules_text = Path(args.rules).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"cannot read rules file: {exc.strerror}",
-                                  path=args.rules) from None
+            from demo.stack import read_rules
+
+            rules_text = read_rules(args.rules)
         options = _report_options(args, RunOptions(out_dir=Path(args.out)))
         return asyncio.run(run_demo(config, options, gate=gate, sabotage=args.sabotage,
                                     rules_text=rules_text))
@@ -219,6 +232,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(run_drill(config, args.scenario, options, demo=args.demo))
     if args.command == "run":
         config, path = _load(args.config)
+        _refuse_nothing_to_run(config, path)
         config, gate = _gate(config, args.gate, path)
         options = _report_options(args, RunOptions(out_dir=Path(args.out),
                                                    allow_production=args.allow_production))

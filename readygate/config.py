@@ -26,7 +26,7 @@ from core.config import (
     read_text,
 )
 from core.config import json_schema as schema_of
-from core.http import resolve_tls_files, secret_values
+from core.http import check_secret_lengths, resolve_tls_files, secret_values
 from core.target import Target
 from gates.backends.config import Backends, check_backends
 from probes.config import Probes
@@ -122,6 +122,8 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise format_validation(exc, data, lines, path, Config) from None
+    # a secret too short to mask is refused by name, never claimed "redacted"
+    check_secret_lengths(config, path, lines)
     base = _base_dir(path)
     # TLS files (CA bundle, client cert and key) relative to the config, checked to load
     config = resolve_tls_files(config, base, path=path, lines=lines)

@@ -28,6 +28,8 @@ from tests.fakes.server import serve
 
 from .conftest import closed_port_url
 
+DEMO_JOURNEYS = str(Path(__file__).resolve().parents[2] / "demo" / "journeys.yaml")
+
 ROOT = Path(__file__).resolve().parents[2]
 FAILING = ROOT / "chaos" / "experiments" / "failing-alert-never-fires.json"
 
@@ -219,7 +221,8 @@ def test_readygate_drill_reports_the_failing_experiment_as_failed(
                          "fault_proxies": {"web": clean_proxy.url},
                          "credentials": {"username": "demo", "password": "pw-ctk-test"}},
               "backends": {"prometheus": {"url": prometheus[1]}},
-              "probes": {"journeys": ["health"], "interval_s": 0.2, "timeout_s": 2}}
+              "probes": {"journeys": ["health"], "journeys_file": DEMO_JOURNEYS,
+                         "interval_s": 0.2, "timeout_s": 2}}
     scenario = {"scenario": {"baseline": {"min_duration_s": 0.2, "max_duration_s": 5},
                              "experiment": {"path": str(FAILING), "timeout_s": 60},
                              "fault_phase": {"max_duration_s": 60},

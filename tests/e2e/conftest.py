@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def fast_config(tmp_path: Path) -> Path:
     """The default config with deadlines short enough for tests that expect failures."""
     data = yaml.safe_load((ROOT / "readygate.yaml").read_text())
+    # the copy lives elsewhere: its relative journeys file must still be the demo's
+    data["probes"]["journeys_file"] = str(ROOT / data["probes"]["journeys_file"])
     gate = data["gates"]["release"]
     gate["scenario"]["baseline"] = {"min_duration_s": 3, "max_duration_s": 20}
     gate["scenario"]["fault_phase"] = {"max_duration_s": 20}

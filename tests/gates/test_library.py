@@ -40,7 +40,8 @@ def test_the_library_gates_load_against_the_bundled_config() -> None:
 def test_a_gate_in_the_config_wins_over_the_library_gate_of_that_name(tmp_path: Path) -> None:
     config = parse_config("journeys:\n  health: {steps: [{url: /healthz}]}\n"
                           "gates:\n  uptime-slo:\n    checks:\n"
-                          "      - {signal: probe, phase: baseline, journey: health}\n", "mine.yaml")
+                          "      - {signal: probe, phase: baseline, journey: health}\n",
+                          "mine.yaml")
     assert resolve_gate(config, "uptime-slo", "mine.yaml").gates["uptime-slo"] \
         .checks[0].signal == "probe"
     merged = resolve_gate(config, "alert-hygiene", "mine.yaml")

@@ -24,6 +24,8 @@ from core.procs import ManagedProcess, ProcessSet
 from tests.chaos.conftest import ThreadServer, start_proxy, upstream_app
 from tests.e2e.conftest import assert_all_stopped
 
+DEMO_JOURNEYS = str(Path(__file__).resolve().parents[2] / "demo" / "journeys.yaml")
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -50,7 +52,8 @@ def write_drill(tmp_path: Path, proxy_url: str, *, ttl_s: float, load: bool) -> 
               "target": {"name": "signals", "environment": "staging",
                          "services": {"web": proxy_url}, "fault_proxies": {"web": proxy_url},
                          "credentials": {"username": "demo", "password": "pw-signal-test"}},
-              "probes": {"journeys": ["health"], "interval_s": 0.2, "timeout_s": 2}}
+              "probes": {"journeys": ["health"], "journeys_file": DEMO_JOURNEYS,
+                         "interval_s": 0.2, "timeout_s": 2}}
     scenario: dict[str, Any] = {
         "scenario": {"baseline": {"min_duration_s": 0.5, "max_duration_s": 5},
                      "fault": {"kind": "http_error", "service": "web", "status": 503,

@@ -1,0 +1,59 @@
+"""``stack.sink.listen``: the stack's sink on an address fixed in advance.
+
+A service started before the stack (as in CI) must be told where to send its OTLP before
+the stack exists; the fixed address is what it is told. The end-to-end use is
+tests/e2e/test_third_party.py (Jupyter Server exporting to it).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from stack.config import StackSettings
+from stack.stack import ObservabilityStack
+from tests.stack.conftest import readygate, write_config
+
+GATE = {"healthy": {"scenario": {"probes": False},
+                    "checks": [{"signal": "metric", "phase": "baseline", "query": "up == 1"}]}}
+
+
+def test_the_sink_listens_on_a_free_port_unless_told_otherwise(tmp_path: Path) -> None:
+    default = ObservabilityStack(StackSettings(), tmp_path)
+    assert default._sink_args() == ["--host", "127.0.0.1", "--port", "0"]
+    fixed = ObservabilityStack(StackSettings.model_validate(
+        {"sink": {"listen": "[::1]:4318"}}), tmp_path)
+    assert fixed._sink_args() == ["--host", "::1", "--port", "4318"]
+
+
+@pytest.mark.parametrize("listen", ["4318", "127.0.0.1", "127.0.0.1:70000", "http://h:1"])
+def test_a_bad_listen_address_is_one_line_naming_the_key(tmp_path: Path, listen: str) -> None:
+    write_config(tmp_path, "http://127.0.0.1:9", gates=GATE,
+                 stack={"sink": {"listen": listen}})
+    result = readygate("stack", "healthy", cwd=tmp_path, timeout=60)
+    assert result.returncode == 3, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "stack.sink.listen" in lines[0], result.stderr
+    assert f"'{listen}' is not HOST:PORT" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(any(shutil.which(b) is None for b in (
+    "prometheus", "promtool", "prometheus-alertmanager", "amtool")),
+    reason="needs the prometheus and prometheus-alertmanager Debian packages")
+def test_a_taken_sink_port_fails_the_stack_and_leaves_nothing_running(tmp_path: Path) -> None:
+    """Exit 2 naming the sink: the service would send its telemetry to someone else."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        write_config(tmp_path, "http://127.0.0.1:9", gates=GATE,
+                     stack={"sink": {"listen": f"127.0.0.1:{port}"}})
+        result = readygate("stack", "healthy", cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "readygate: the stack failed: sink exited" in result.stderr, result.stderr
+    assert "Address already in use" in result.stderr  # the sink's own log says why
