@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"readygate: {redact.scrub(str(exc).splitlines()[0])}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except StackError as exc:
-        print(f"readygate: the demo stack failed: {redact.scrub(str(exc))}", file=sys.stderr)
+        print(f"readygate: the stack failed: {redact.scrub(str(exc))}", file=sys.stderr)
         return 2
     except ReadygateError as exc:
         print(f"readygate: {redact.scrub(str(exc))}", file=sys.stderr)

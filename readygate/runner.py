@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from core import redact
 from core.errors import ConfigError
 from core.events import EventBus, Note
 from core.http import client_kwargs
+from core.scratch import scratch_dir, sweep_stale
 from gates.backends.config import Backend
 from gates.backends.registry import build_all
 from gates.config import HygieneCheck
@@ -32,7 +32,7 @@ from readygate.config import Config
 from reports.console import ConsoleProgress
 from reports.model import Report
 from reports.render import render_console
-from reports.writer import archive_report, write_reports, write_text_artifact
+from reports.writer import archive_report, scrubbed, write_reports, write_text_artifact
 from scenarios.runner import RunEnv, ScenarioRunner, expected_results
 
 
@@ -64,7 +64,7 @@ def build_context(config: Config, client: httpx.AsyncClient,
                         backend_clients=b.clients)
 
 
-class _Interrupt:
+class Interrupted:
     """Turns the first SIGINT/SIGTERM into a cancellation of the run task."""
 
     def __init__(self, task: asyncio.Task[Any], bus: EventBus) -> None:
@@ -164,6 +164,7 @@ def finish(report: Report, options: RunOptions, config: Config | None = None) ->
                                             history_dir=options.history_dir)
         except ConfigError as exc:  # the CLI checked it; a file gone since must not lose the run
             options.stderr.write(redact.scrub(f"readygate: no comparison: {exc}\n"))
+    report = scrubbed(report)  # secrets masked in the values before anything renders them
     write_reports(report, options.out_dir)
     if options.history_dir is not None:
         archive_report(report, options.history_dir)
@@ -184,7 +185,7 @@ async def run_configured(config: Config, gate: str, options: RunOptions) -> int:
                                     total_checks=expected_results(config.gates[gate]))])
     task = asyncio.current_task()
     assert task is not None
-    interrupt = _Interrupt(task, bus)
+    interrupt = Interrupted(task, bus)
     interrupt.install()
     try:
         report = await run_gate(config, gate, options, bus=bus)
@@ -210,24 +211,27 @@ async def run_drill(config: Config, scenario: str, options: RunOptions, *,
 async def run_demo(config: Config, options: RunOptions, *, gate: str | None = None,
                    sabotage: list[str] | None = None, rules_text: str | None = None) -> int:
     """`readygate demo`: start the bundled demo stack, run the gate on it, stop everything."""
-    from demo.stack import DemoStack, StackOptions  # the demo is optional for `run`
+    from demo.stack import DemoStack, StackOptions, read_rules  # optional for `run`
 
     gate = gate or config.demo.gate
     bus = EventBus([ConsoleProgress(options.stderr,
                                     total_checks=expected_results(config.gates[gate]))])
     task = asyncio.current_task()
     assert task is not None
-    interrupt = _Interrupt(task, bus)
+    interrupt = Interrupted(task, bus)
     interrupt.install()
     password = config.target.credentials.password
     if rules_text is None and config.demo.rules_file:
-        rules_text = Path(config.demo.rules_file).read_text(encoding="utf-8")
+        rules_text = read_rules(config.demo.rules_file)
     stack_options = StackOptions(
         password=password.get_secret_value() if password else "",
         sabotage=tuple(sabotage if sabotage is not None else config.demo.sabotage),
         rules_text=rules_text)
     report: Report | None = None
-    workdir = Path(tempfile.mkdtemp(prefix="readygate-demo-"))
+    # a SIGKILLed run's directory (unscrubbed logs, the sink's database) goes at this start;
+    # ours is marked with this PID and start time, so a later run leaves it while we live
+    sweep_stale()
+    workdir = scratch_dir("readygate-demo-")
     stack = DemoStack(stack_options, workdir,
                       progress=lambda msg: bus.emit(Note(time.time(), msg)))
     t0 = time.time()
@@ -239,7 +243,7 @@ async def run_demo(config: Config, options: RunOptions, *, gate: str | None = No
         except asyncio.CancelledError:
             if task.cancelling():
                 task.uncancel()
-            report = _empty_report(config, gate, t0, f"interrupted by "
+            report = empty_report(config, gate, t0, f"interrupted by "
                                    f"{interrupt.signal_name or 'a signal'} while the stack "
                                    "was starting")
             return finish(report, options, config)
@@ -258,7 +262,7 @@ async def run_demo(config: Config, options: RunOptions, *, gate: str | None = No
             if path.exists():
                 write_text_artifact(options.out_dir / "logs", f"{name}.log",
                                     path.read_text(encoding="utf-8", errors="replace"))
-        _remove_tree(workdir)
+        remove_tree(workdir)
     if interrupt.signal_name and report.partial:
         # a signal after the gate finished changes nothing: the report is complete
         report.reason = f"interrupted by {interrupt.signal_name}"
@@ -277,7 +281,7 @@ def with_stack(config: Config, urls: Any) -> Config:
     return config.model_copy(update={"target": target, "backends": backends})
 
 
-def _empty_report(config: Config, gate: str, started: float, reason: str) -> Report:
+def empty_report(config: Config, gate: str, started: float, reason: str) -> Report:
     from reports.model import CheckResult
     checks = [CheckResult(name=c.display_name(), signal=c.signal, status="skipped",
                           message=f"not judged: {reason}", severity=c.severity, phase=c.phase,
@@ -288,7 +292,7 @@ def _empty_report(config: Config, gate: str, started: float, reason: str) -> Rep
                   reason=reason)
 
 
-def _remove_tree(path: Path) -> None:
+def remove_tree(path: Path) -> None:
     import shutil
     shutil.rmtree(path, ignore_errors=True)
 

@@ -129,10 +129,10 @@ async def run_on_stack(config: Config, gate: str, options: RunOptions) -> int:
     """Start the stack from ``config.stack``, run ``gate`` on it, stop it; the exit code."""
     from core.events import EventBus, Note
     from readygate.runner import (
-        _empty_report,
-        _Interrupt,
-        _remove_tree,
+        Interrupted,
+        empty_report,
         finish,
+        remove_tree,
         run_gate,
         with_stack_files,
     )
@@ -147,7 +147,7 @@ async def run_on_stack(config: Config, gate: str, options: RunOptions) -> int:
                                     total_checks=expected_results(config.gates[gate]))])
     task = asyncio.current_task()
     assert task is not None
-    interrupt = _Interrupt(task, bus)
+    interrupt = Interrupted(task, bus)
     interrupt.install()
     report: Report | None = None
     workdir = Path(tempfile.mkdtemp(prefix="readygate-stack-"))
@@ -163,7 +163,7 @@ async def run_on_stack(config: Config, gate: str, options: RunOptions) -> int:
         except asyncio.CancelledError:
             if task.cancelling():
                 task.uncancel()
-            report = _empty_report(config, gate, t0, f"interrupted by "
+            report = empty_report(config, gate, t0, f"interrupted by "
                                    f"{interrupt.signal_name or 'a signal'} while the stack "
                                    "was starting")
             return finish(report, options, config)
@@ -183,7 +183,7 @@ async def run_on_stack(config: Config, gate: str, options: RunOptions) -> int:
             if report is not None:
                 report.stack["pids"] = stack.pids()
             _keep_logs(stack, options.out_dir)
-            _remove_tree(workdir)
+            remove_tree(workdir)
     if interrupt.signal_name and report.partial:
         # a signal after the gate finished changes nothing: the report is complete
         report.reason = f"interrupted by {interrupt.signal_name}"
@@ -202,7 +202,7 @@ def _keep_logs(stack: ObservabilityStack, out_dir: Path) -> None:
 async def stack_up(settings: StackSettings, stdout: TextIO | None = None,
                    stderr: TextIO | None = None) -> int:
     """`readygate stack up`: start the stack, print its URLs, run until SIGINT/SIGTERM."""
-    from readygate.runner import _remove_tree
+    from readygate.runner import remove_tree
     from stack.stack import ObservabilityStack
 
     out, err = stdout or sys.stdout, stderr or sys.stderr
@@ -239,4 +239,4 @@ async def stack_up(settings: StackSettings, stdout: TextIO | None = None,
         try:
             stack.stop()
         finally:
-            _remove_tree(workdir)
+            remove_tree(workdir)
