@@ -30,6 +30,7 @@ bench: os-deps venv
 	$(BIN)/python -m bench.time_to_verdict --runs 10
 	$(BIN)/python -m bench.demo_wall --runs 3
 	$(BIN)/python -m bench.render
+	$(BIN)/python -m bench.secret_scan
 	$(BIN)/python -m bench.probe_throughput
 	$(BIN)/python -m bench.scheduler_scale
 	$(BIN)/python -m bench.browser_overhead --runs 10

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 
 class ReadygateError(Exception):
     """Root of every error readygate raises on purpose."""
+
+
+def shown_path(path: str) -> str:
+    """``path`` as a user reads it: relative to the working directory when it is inside it."""
+    if not os.path.isabs(path):
+        return path
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
 
 
 class ConfigError(ReadygateError):
@@ -24,7 +37,7 @@ class ConfigError(ReadygateError):
     def _format(self) -> str:
         where = ""
         if self.path:
-            where = self.path + (f":{self.line}" if self.line else "")
+            where = shown_path(self.path) + (f":{self.line}" if self.line else "")
         if self.key:
             where = f"{where} {self.key}" if where else self.key
         text = f"{where}: {self.detail}" if where else self.detail

@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 
 from core.config import Loc, Model, error_at
 from core.errors import ConfigError
+from core.redact import MIN_LEN, too_short
 
 log = logging.getLogger("readygate.tls")
 
@@ -206,6 +207,37 @@ def secret_values(*models: BaseModel | None) -> list[str]:
     for model in models:
         walk(model)
     return list(dict.fromkeys(out))
+
+
+def check_secret_lengths(model: BaseModel, path: str, lines: Mapping[Loc, int],
+                         at: Loc = ()) -> None:
+    """Refuse any secret too short to be masked in output (``core.redact.MIN_LEN``): a
+    ``SecretStr`` or a URL's password. The error names the key; an empty value is no secret.
+
+    Such a value would never be registered for redaction, so a report claiming it was
+    masked would be a lie; and masking 3 characters would mask ordinary words.
+    """
+    def walk(value: Any, loc: Loc) -> None:
+        if isinstance(value, SecretStr):
+            if too_short(value.get_secret_value()):
+                raise error_at(f"secret is shorter than {MIN_LEN} characters: too short to be "
+                               "masked in output (use a longer one)", path, loc, lines)
+        elif isinstance(value, str):
+            credentials = split_userinfo(value)[1] if "://" in value else None
+            if credentials is not None and too_short(credentials[1]):
+                raise error_at(f"the password in the URL is shorter than {MIN_LEN} characters: "
+                               "too short to be masked in output", path, loc, lines)
+        elif isinstance(value, BaseModel):
+            for name, info in type(value).model_fields.items():
+                walk(getattr(value, name), (*loc, info.alias or name))
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                walk(item, (*loc, str(key)))
+        elif isinstance(value, list | tuple):
+            for i, item in enumerate(value):
+                walk(item, (*loc, i))
+
+    walk(model, at)
 
 
 # -- SSL contexts -----------------------------------------------------------------------

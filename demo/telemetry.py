@@ -44,6 +44,12 @@ KNOBS: frozenset[str] = frozenset({
     "errors_at_info",
     "drop_route_label",
     "leak_password",
+    # the password logged the ways real services leak it, each one readygate must catch:
+    "leak_password_url",      # URL-encoded: a form body and a query string
+    "leak_password_basic",    # a Basic Authorization header (base64 of user:password)
+    "leak_password_json",     # a JSON request body, escaped again inside the log line
+    "leak_password_split",    # in two halves, in two fields of one record
+    "leak_password_startup",  # a config dump at start-up, before any run begins
     "ready_always_200",
     "no_error_reporting",
     "health_ignores_storage",

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import hmac
 import html
+import json
 import os
 import secrets
 import sys
@@ -22,6 +23,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -151,6 +153,7 @@ def create_app(config: WebConfig, telemetry: Telemetry) -> Starlette:
             # Deliberate defect: readygate's secret scan must catch this line.
             telemetry.log.info(f"login attempt user={username} password={password}",
                                extra={"fields": {"user": username, "password": password}})
+        leak_encoded(username, password)
         if not check_credentials(username, password):
             logins_total.labels("failure").inc()
             telemetry.log.warning("login failed", extra={"fields": {"user": username,
@@ -161,6 +164,25 @@ def create_app(config: WebConfig, telemetry: Telemetry) -> Starlette:
         sessions[token] = username
         telemetry.log.info("login succeeded", extra={"fields": {"user": username, "via": via}})
         return token
+
+    def leak_encoded(username: str, password: str) -> None:
+        """Deliberate defects (sabotage knobs): the password logged encoded, as real services
+        leak it; readygate's secret scan must catch every one."""
+        credentials = {"username": username, "password": password}
+        if "leak_password_url" in sabotage:
+            telemetry.log.info(f"login form body {urlencode(credentials)}")
+            telemetry.log.info("login redirect", extra={"fields": {
+                "url.query": "next=/upload&" + urlencode(credentials, quote_via=quote)}})
+        if "leak_password_basic" in sabotage:
+            token = base64.b64encode(f"{username}:{password}".encode()).decode()
+            telemetry.log.info("login request headers", extra={"fields": {
+                "http.request.header.authorization": f"Basic {token}"}})
+        if "leak_password_json" in sabotage:
+            telemetry.log.info(f"login request body {json.dumps(credentials)}")
+        if "leak_password_split" in sabotage:
+            half = len(password) // 2
+            telemetry.log.info("login attempt", extra={"fields": {
+                "user": username, "pw_head": password[:half], "pw_tail": password[half:]}})
 
     def authenticated_user(request: Request) -> str | None:
         token = request.cookies.get(SESSION_COOKIE)
@@ -381,6 +403,11 @@ def create_app(config: WebConfig, telemetry: Telemetry) -> Starlette:
         async with httpx.AsyncClient() as http_client:
             state["client"] = http_client
             telemetry.log.info("web started")
+            if "leak_password_startup" in sabotage:
+                # Deliberate defect: a config dump at start-up, before any gate runs.
+                telemetry.log.info("web config", extra={"fields": {
+                    "storage_url": config.storage_url, "user": config.user,
+                    "password": config.password}})
             yield
             telemetry.log.info("web stopping")
         telemetry.shutdown()

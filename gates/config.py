@@ -65,12 +65,15 @@ class NotificationCheck(CheckBase):
 
 
 class NoAlertCheck(CheckBase):
-    """No alert fires during a healthy window (the false-positive check)."""
+    """No alert is pending or firing during a healthy window, and no rule's condition holds."""
 
     signal: Literal["no_alert"]
     phase: PhaseName = "baseline"
     window_s: float = Field(5.0, gt=0, le=3600, description="how long to watch")
     alertnames: list[str] = Field(default_factory=list, description="empty: any alert")
+    evaluate_rules: bool = Field(
+        True, description="also evaluate every alerting rule's expression over the window "
+        "(query_range): catches a condition that holds while its for: outlasts the window")
 
     def default_name(self) -> str:
         return "no alert during healthy baseline"
@@ -201,6 +204,9 @@ class AlertRuleCheck(CheckBase):
     signal: Literal["alert_rule"]
     phase: PhaseName = "baseline"
     alertname: str
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="labels the rule must carry with exactly these values, "
+        "e.g. {severity: critical} (a downgraded severity fails)")
     required_labels: list[str] = Field(default_factory=lambda: ["severity"])
     required_annotations: list[str] = Field(default_factory=lambda: ["runbook_url"])
     runbook_must_answer: bool = Field(True, description="GET runbook_url must answer 2xx/3xx")
@@ -283,13 +289,22 @@ class LogBudgetCheck(CheckBase):
 
 
 class SecretLeakCheck(CheckBase):
-    """The journey's secrets (password, tokens) appear in no log line since the run began."""
+    """The config's secrets (password, tokens) appear in no log line of the retained window,
+    in any encoding (URL, base64, JSON/HTML escapes, hex, split over two fields)."""
 
     signal: Literal["secret_leak"]
     phase: PhaseName = "recovery"
     journey: JourneyName | None = Field(
         None, description="whose log lines prove logs are flowing (default: any journey)")
     deadline_s: float = Field(10.0, gt=0, le=3600)
+    lookback_s: float = Field(
+        3600.0, ge=0, le=30 * 86400,
+        description="scan from this long before the run began: start-up config dumps and "
+                    "earlier runs' leaks are leaks too")
+    max_lines: int = Field(
+        1_000_000, ge=1, le=50_000_000,
+        description="scan at most this many lines; a longer window ends the check as an "
+                    "error (could not look at all of it), unless a leak was found")
 
     def default_name(self) -> str:
         return "no secret in the logs"
@@ -377,6 +392,9 @@ class HygieneCheck(CheckBase):
         None, description="alertmanager.yml whose routes every alert must reach")
     rule_tests: list[str] | None = Field(
         None, description="promtool unit test files (default: *_test.yml beside the rules)")
+    alert_labels: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="alert name -> labels its rule must carry with "
+        "exactly these values, e.g. {HighErrorRate: {severity: critical}}")
     deadline_s: float = Field(60.0, gt=0, le=3600)
 
     def default_name(self) -> str:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from core import redact
 from core.config import parse_model
 from core.errors import ConfigError
-from core.http import TlsOptions, resolve_tls_files, secret_values
+from core.http import TlsOptions, check_secret_lengths, resolve_tls_files, secret_values
 from probes import jsonpath
 
 Scalar = str | int | float | bool
@@ -323,6 +323,7 @@ def parse_journeys(text: str, path: str = "<journeys>") -> JourneysFile:
     base = Path(path).resolve().parent if Path(path).is_file() else Path.cwd()
     spec = resolve_tls_files(spec, base, path=path, lines=lines)
     check_variables(spec, lines, path)
+    check_secret_lengths(spec, path, lines)  # too short to mask: refused by name
     redact.register(*spec.secrets())
     return spec
 

@@ -175,7 +175,16 @@ def _with_paths(config: Config, base: Path, lines: Mapping[Loc, int], path: str)
         found = _existing(demo.rules_file, base, "rules file", path, ("demo", "rules_file"),
                           lines)
         demo = demo.model_copy(update={"rules_file": str(found)})
-    return config.model_copy(update={"gates": gates, "demo": demo})
+    stack = config.stack
+    if stack is not None:
+        # like every path in readygate.yaml, the stack's are relative to the config file
+        def here(name: str) -> str:
+            return name if Path(name).is_absolute() else str(base / name)
+        stack = stack.model_copy(update={
+            "rules": [here(r) for r in stack.rules],
+            "alertmanager_config": stack.alertmanager_config and
+            here(stack.alertmanager_config)})
+    return config.model_copy(update={"gates": gates, "demo": demo, "stack": stack})
 
 
 def probe_journeys(config: RunConfig) -> list[str]:

@@ -27,8 +27,13 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _scrubbed(payload: dict[str, Any]) -> dict[str, Any]:
-    # scrub the serialized form so that no nested string can escape the scrubber
-    clean: dict[str, Any] = json.loads(redact.scrub(json.dumps(payload)))
+    # the values first (before JSON escapes them; a secret split over two values), then
+    # the serialized form, so that no nested string can escape the scrubber
+    values: dict[str, Any] = redact.scrub_data(payload)
+    try:
+        clean: dict[str, Any] = json.loads(redact.scrub(json.dumps(values)))
+    except ValueError:  # a mask ate an escape: the value-level scrub already holds
+        return values
     return clean
 
 

@@ -1,11 +1,18 @@
-"""The one place that writes report files; every byte passes the secret scrubber first."""
+"""The one place that writes report files; every byte passes the secret scrubber first.
+
+Secrets are masked twice: in the values of the report (:func:`scrubbed`, before any
+renderer serialises them, so an escape a renderer adds cannot hide a secret from the
+scrubber) and in the rendered text, in every encoding :mod:`core.redact` knows.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from core import redact
 from reports.html import render_html
@@ -21,14 +28,23 @@ RENDERERS: dict[str, Callable[[Report], str]] = {
 }
 
 
+def scrubbed(report: Report) -> Report:
+    """``report`` with every registered secret masked in its values (messages, evidence,
+    probe results, timeline), a secret split over two values included; the same object
+    when there was nothing to mask."""
+    clean: Report = redact.scrub_data(report)
+    return clean
+
+
 def write_reports(report: Report, out_dir: str | Path) -> list[Path]:
     """Render every format and write it atomically into ``out_dir``; return the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    clean = scrubbed(report)
     written = []
     for name, render in RENDERERS.items():
         path = out / name
-        _atomic_write(path, redact.scrub(render(report)))
+        _atomic_write(path, redact.scrub(render(clean)))
         written.append(path)
     return written
 
@@ -38,7 +54,7 @@ def archive_report(report: Report, history_dir: str | Path) -> Path:
     from reports.history import history_path
     path = history_path(history_dir, report)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, redact.scrub(render_json(report)))
+    _atomic_write(path, redact.scrub(render_json(scrubbed(report))))
     return path
 
 
@@ -60,5 +76,24 @@ def write_text_artifact(out_dir: str | Path, name: str, text: str) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / name
-    _atomic_write(path, redact.scrub(text))
+    _atomic_write(path, scrub_log(text))
     return path
+
+
+def scrub_log(text: str) -> str:
+    """A log's text with secrets masked in every encoding, and in JSON lines also a
+    secret split over two fields (both parts masked, the line written anew)."""
+    lines = redact.scrub(text).splitlines(keepends=True)
+    records: list[tuple[int, Any]] = []
+    for n, line in enumerate(lines):
+        if line.lstrip().startswith("{"):
+            try:
+                records.append((n, json.loads(line)))
+            except ValueError:
+                continue
+    # one scan finds the records still holding a secret (split over fields, in a key)
+    for index in redact.leaking([record for _, record in records]):
+        n, record = records[index]
+        end = "\n" if lines[n].endswith("\n") else ""
+        lines[n] = json.dumps(redact.scrub_data(record), ensure_ascii=False) + end
+    return "".join(lines)

@@ -6,11 +6,13 @@ import asyncio
 import datetime as dt
 import glob
 import json
+import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from core.errors import BackendError
-from gates.backends.types import LogLine, log_line_from
+from gates.backends.types import IncompleteWindow, LogLine, log_line_from
 
 _MAX_BYTES = 200 * 1024 * 1024  # read at most this much per look: files are bounded evidence
 
@@ -39,11 +41,15 @@ class JsonLinesLogs:
     def describe_query(self, **filters: str) -> str:
         return f"scan {self.path} for " + ", ".join(f"{k}={v}" for k, v in filters.items())
 
-    def _read(self) -> list[tuple[str, LogLine]]:
+    def _files(self) -> list[str]:
         files = sorted(glob.glob(self.path)) if any(c in self.path for c in "*?[") \
             else [self.path]
         if not files or not all(Path(f).is_file() for f in files):
             raise BackendError(f"no log file at {self.path}")
+        return files
+
+    def _read(self) -> list[tuple[str, LogLine]]:
+        files = self._files()
         out: list[tuple[str, LogLine]] = []
         budget = _MAX_BYTES
         for name in files:
@@ -64,6 +70,21 @@ class JsonLinesLogs:
                     else LogLine(body=raw)
                 out.append((raw, line))
         return out
+
+    async def window(self, since: float, *, page_size: int = 5000
+                     ) -> AsyncIterator[list[LogLine]]:
+        """Every line written at or after ``since`` (and every line without a time)."""
+        rows = await asyncio.to_thread(self._read)
+        lines = [line for _, line in rows if line.ts is None or line.ts >= since]
+        for at in range(0, len(lines), page_size):
+            yield lines[at:at + page_size]
+        try:
+            size = sum(os.path.getsize(name) for name in self._files())
+        except OSError as exc:
+            raise BackendError(f"cannot read {self.path}: {exc.strerror}") from None
+        if size > _MAX_BYTES:
+            raise IncompleteWindow(f"{self.path} holds {size // 2**20} MB; only the first "
+                                   f"{_MAX_BYTES // 2**20} MB were read")
 
     async def lines(self, *, trace_id: str | None = None, request_id: str | None = None,
                     contains: str | None = None, since: float | None = None,

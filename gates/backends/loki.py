@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
 from core.errors import BackendError
 from gates.backends.base import HttpBackend
-from gates.backends.types import LogLine, log_line_from
+from gates.backends.types import IncompleteWindow, LogLine, log_line_from
 
 _LOOKBACK_S = 3600.0  # without ``since``, look back one hour (Loki's own default)
 
@@ -39,28 +40,54 @@ class LokiLogs(HttpBackend):
     def describe_query(self, **filters: str) -> str:
         return f"LogQL {self.logql(**filters)}"
 
-    async def lines(self, *, trace_id: str | None = None, request_id: str | None = None,
-                    contains: str | None = None, since: float | None = None,
-                    limit: int = 1000) -> list[LogLine]:
-        now = time.time()
-        start = since if since is not None else now - _LOOKBACK_S
+    async def _entries(self, query: str, start_ns: int, end_ns: int,
+                       limit: int) -> list[tuple[int, LogLine]]:
+        """(timestamp in ns, line) of one ``query_range`` call, oldest first."""
         body = await self.get_json("/loki/api/v1/query_range", {
-            "query": self.logql(trace_id=trace_id, request_id=request_id, contains=contains),
-            "start": str(int(start * 1e9)), "end": str(int((now + 1) * 1e9)),
+            "query": query, "start": str(start_ns), "end": str(end_ns),
             "limit": str(limit), "direction": "forward"})
         try:
             if body["status"] != "success" or body["data"]["resultType"] != "streams":
                 raise BackendError(f"loki answered {body.get('status')} "
                                    f"{body['data'].get('resultType')}")
-            out = [_line(stream.get("stream") or {}, value)
+            out = [(int(value[0]), _line(stream.get("stream") or {}, value))
                    for stream in body["data"]["result"] for value in stream["values"]]
         except (KeyError, TypeError, ValueError, IndexError):
             raise BackendError("loki answered a malformed streams result") from None
+        return sorted(out, key=lambda entry: entry[0])
+
+    async def lines(self, *, trace_id: str | None = None, request_id: str | None = None,
+                    contains: str | None = None, since: float | None = None,
+                    limit: int = 1000) -> list[LogLine]:
+        now = time.time()
+        start = since if since is not None else now - _LOOKBACK_S
+        entries = await self._entries(
+            self.logql(trace_id=trace_id, request_id=request_id, contains=contains),
+            int(start * 1e9), int((now + 1) * 1e9), limit)
         # A line filter matches anywhere in the line; keep lines whose id field really matches.
-        out = [line for line in out
-               if (not trace_id or line.trace_id in (None, trace_id.lower()))
-               and (not request_id or line.request_id in (None, request_id))]
-        return sorted(out, key=lambda line: line.ts or 0)
+        return [line for _, line in entries
+                if (not trace_id or line.trace_id in (None, trace_id.lower()))
+                and (not request_id or line.request_id in (None, request_id))]
+
+    async def window(self, since: float, *, page_size: int = 5000
+                     ) -> AsyncIterator[list[LogLine]]:
+        """Every line of the selector's streams since ``since``, a page at a time."""
+        end_ns = int((time.time() + 1) * 1e9)
+        cursor, seen = int(since * 1e9), 0  # entries at exactly ``cursor`` already yielded
+        while True:
+            entries = await self._entries(self.selector, cursor, end_ns, page_size)
+            skip = 0
+            while skip < min(seen, len(entries)) and entries[skip][0] == cursor:
+                skip += 1
+            if entries[skip:]:
+                yield [line for _, line in entries[skip:]]
+            if len(entries) < page_size:
+                return
+            last = entries[-1][0]
+            if last == cursor:
+                raise IncompleteWindow(f"more than {page_size} log lines share one timestamp: "
+                                       "Loki cannot page past them")
+            cursor, seen = last, sum(1 for at, _ in entries if at == last)
 
 
 def _line(labels: dict[str, str], value: list[Any]) -> LogLine:

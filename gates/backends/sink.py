@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import AsyncIterator
 from typing import Any
 
 from core.errors import BackendError
 from gates.backends.base import HttpBackend
-from gates.backends.types import ErrorEvent, LogLine, Notification, Span
+from gates.backends.types import ErrorEvent, IncompleteWindow, LogLine, Notification, Span
 
 
 def _list(body: Any, key: str) -> list[dict[str, Any]]:
@@ -74,6 +76,28 @@ class SinkLogs:
         return [_sink_line(r) for r in rows
                 if since is None or float(r.get("received_at") or 0) >= since]
 
+    async def window(self, since: float, *, page_size: int = 5000
+                     ) -> AsyncIterator[list[LogLine]]:
+        """Every line that arrived at or after ``since``, a page at a time (by arrival)."""
+        cursor, seen = since, 0  # rows at exactly ``cursor`` already yielded
+        while True:
+            # repr: the exact float, so ``received_at >= cursor`` neither skips nor repeats
+            rows = await self.sink.logs(since=repr(cursor), limit=str(page_size))
+            try:
+                times = [float(r["received_at"]) for r in rows]
+            except (KeyError, TypeError, ValueError):
+                raise BackendError("sink answered a log row without received_at") from None
+            fresh = rows[seen:] if times[:seen] == [cursor] * seen else rows
+            if fresh:
+                yield [_sink_line(r) for r in fresh]
+            if len(rows) < page_size:
+                return
+            if times[-1] == cursor:
+                raise IncompleteWindow(f"more than {page_size} log lines arrived at one "
+                                       "instant: the sink cannot page past them")
+            cursor = times[-1]
+            seen = sum(1 for at in times if at == cursor)
+
     def describe_query(self, **filters: str) -> str:
         return "GET /api/logs?" + "&".join(f"{k}={v}" for k, v in filters.items())
 
@@ -131,5 +155,16 @@ class SinkNotifications:
         rows = await self.sink.notifications(alertname=alertname, since=f"{since:.6f}")
         return [Notification(alertname=str(r.get("alertname")), status=str(r.get("status")),
                              received_at=float(r.get("received_at") or 0),
-                             labels=dict(r.get("labels") or {}), where=str(r.get("receiver")))
+                             labels=dict(r.get("labels") or {}), where=str(r.get("receiver")),
+                             starts_at=_iso_ts(r.get("starts_at")))
                 for r in rows if float(r.get("received_at") or 0) >= since]
+
+
+def _iso_ts(value: Any) -> float | None:
+    """An RFC 3339 time (Alertmanager's startsAt) as unix seconds; None if absent or bad."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

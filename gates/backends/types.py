@@ -7,8 +7,11 @@ Slack or PagerDuty (notifications). Backends keep the raw record in ``raw`` for 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from core.errors import BackendError
 
 # Log levels by rank; an unknown level ranks 0 so it never passes as ERROR.
 LEVELS = {"TRACE": 1, "DEBUG": 5, "INFO": 9, "INFORMATION": 9, "NOTICE": 10, "WARN": 13,
@@ -141,6 +144,8 @@ class Notification:
     labels: dict[str, str] = field(default_factory=dict)
     where: str = ""                   # receiver / channel / service
     link: str | None = None
+    # when the notified alert started (Alertmanager's startsAt), where the receiver says
+    starts_at: float | None = None
 
 
 class LogsBackend(Protocol):
@@ -157,6 +162,40 @@ class LogsBackend(Protocol):
     def describe_query(self, **filters: str) -> str:
         """The query as a human would type it, for evidence."""
         ...
+
+
+class IncompleteWindow(BackendError):
+    """A log window could not be read to its end (too many lines, no way to page on)."""
+
+
+class WindowedLogs(Protocol):
+    """A logs backend that reads every line of a time window, page by page (secret scans)."""
+
+    def window(self, since: float, *, page_size: int = 5000) -> AsyncIterator[list[LogLine]]:
+        """Every line stored at or after ``since``, oldest first, a page at a time; raises
+        :class:`IncompleteWindow` after the last page it could read if lines were left."""
+        ...
+
+
+async def read_window(logs: LogsBackend, since: float, *,
+                      max_lines: int) -> AsyncIterator[list[LogLine]]:
+    """The pages of ``logs``' window since ``since``: at most ``max_lines`` lines, else
+    :class:`IncompleteWindow` once they are read. A backend without ``window`` answers one
+    ``lines(since=...)`` query."""
+    pager = getattr(logs, "window", None)
+    if pager is None:
+        page = await logs.lines(since=since, limit=max_lines + 1)
+        yield page[:max_lines]
+        if len(page) > max_lines:
+            raise IncompleteWindow(f"the window holds more than {max_lines} lines")
+        return
+    read = 0
+    async for page in pager(since, page_size=min(5000, max_lines + 1)):
+        left = max_lines - read
+        yield page[:left]
+        read += min(len(page), left)
+        if len(page) > left:
+            raise IncompleteWindow(f"the window holds more than {max_lines} lines")
 
 
 class TracesBackend(Protocol):

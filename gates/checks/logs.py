@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import bisect
+import datetime as dt
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
+from core import redact
+from core.errors import BackendError
 from core.waiting import Seen, eventually
-from gates.backends.types import LogLine, LogsBackend, level_rank
-from gates.checks.common import GRACE_S, Judge, failed_request_ids, mask, probe_for
+from gates.backends.types import IncompleteWindow, LogLine, LogsBackend, level_rank, read_window
+from gates.checks.common import GRACE_S, Judge, failed_request_ids, probe_for
 from gates.config import LogBudgetCheck, LogFieldsCheck, LogLevelsCheck, LogsCheck, SecretLeakCheck
 from gates.context import CheckContext
 from probes.model import ProbeResult
@@ -198,18 +204,63 @@ async def log_budget_check(check: LogBudgetCheck, ctx: CheckContext, j: Judge) -
                     passed=lambda _, lat: "")
 
 
+@dataclass
+class _Leak:
+    """What the scan found of one secret."""
+
+    lines: int = 0
+    services: set[str] = field(default_factory=set)
+    encodings: set[str] = field(default_factory=set)
+    sample: LogLine | None = None
+
+
+def _scan_page(page: list[LogLine], canary: redact.Canary, leaks: dict[int, _Leak]) -> None:
+    """Record every secret found in ``page``: each line is one text of all its values
+    (body and fields) joined, so a secret split over two fields is found whole."""
+    texts = [redact.joined([line.body, line.fields]) for line in page]
+    starts, at = [], 0
+    for text in texts:
+        starts.append(at)
+        at += len(text) + 1
+    hits = canary.hits("\0".join(texts), stops=starts)
+    counted: set[tuple[int, int]] = set()
+    for hit in hits:
+        n = bisect.bisect_right(starts, hit.start) - 1
+        leak = leaks.setdefault(hit.secret, _Leak())
+        leak.encodings.add(hit.encoding)
+        if (hit.secret, n) not in counted:
+            counted.add((hit.secret, n))
+            leak.lines += 1
+            leak.services.add(str(page[n].service))
+            leak.sample = leak.sample or page[n]
+
+
+def _masked_sample(line: LogLine, canary: redact.Canary) -> str:
+    """The line's message and the fields that held a secret, every secret masked."""
+    # masked as data first (a split secret), then as text, and only then clipped: clipping
+    # first could cut a secret into a piece no longer recognised
+    body, fields = canary.scrub_data([line.body, line.fields])
+    where = {k: v for k, v in fields.items() if line.fields.get(k) != v and k != "body"}
+    text = " ".join(part for part in (body, json.dumps(where, ensure_ascii=False, default=str)
+                                      if where else "") if part)
+    return canary.scrub(text)[:160]
+
+
 async def secret_leak_check(check: SecretLeakCheck, ctx: CheckContext, j: Judge) -> CheckResult:
-    """None of the journey's secrets appears in any log line since the run began."""
+    """None of the secrets appears, in any encoding, in any log line of the retained window
+    (from ``lookback_s`` before the run began: start-up config dumps count)."""
     logs = ctx.logs
     if logs is None:
         return j.result("skipped", "no log backend configured")
-    secrets = [s for s in ctx.secrets if len(s) >= 4]
+    # config refuses shorter secrets (core.http.check_secret_lengths)
+    secrets = [s for s in dict.fromkeys(ctx.secrets) if len(s) >= redact.MIN_LEN]
     if not secrets:
         return j.result("skipped", "no secrets configured to look for")
     probe, why = await probe_for(check.journey, check.deadline_s, ctx, j)
     if probe is None:
         return j.result("error", str(why))
-    since = min(ctx.anchors.phase_start.values(), default=probe.started_at)
+    run_start = min(ctx.anchors.phase_start.values(), default=probe.started_at)
+    since = run_start - check.lookback_s
 
     # An empty log store would "contain no secret": prove lines flow before trusting absence.
     async def flowing() -> Seen[int]:
@@ -220,24 +271,49 @@ async def secret_leak_check(check: SecretLeakCheck, ctx: CheckContext, j: Judge)
 
     out = await eventually(flowing, timeout=j.remaining(probe.started_at) + GRACE_S,
                            interval=ctx.poll_interval_s)
-    evidence: dict[str, Any] = {"backend": logs.kind, "secrets_checked": len(secrets),
-                                "query": logs.describe_query(contains="***")}
+    when = dt.datetime.fromtimestamp(since, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    evidence: dict[str, Any] = {
+        "backend": logs.kind, "secrets_checked": len(secrets), "since": round(since, 3),
+        "lookback_s": check.lookback_s,
+        "query": f"every {logs.kind} log line since {when} ({check.lookback_s:g}s before the "
+                 "run), each matched against every encoding of every secret"}
     if out.found is None:
         return j.settle(out, anchor=probe.started_at, evidence=evidence,
                         what="log lines to scan", passed=lambda _, lat: "")
-    leaks: list[str] = []
-    for number, secret in enumerate(secrets, 1):
-        found = await logs.lines(contains=secret, since=since)
-        if found:
-            services = sorted({str(line.service) for line in found})
-            leaks.append(f"secret #{number} appears in {len(found)} log line(s) from "
-                         f"{', '.join(services)}, e.g. {mask(_sample(found[0]), secrets)!r}")
-    if leaks:
+    canary = redact.canary(tuple(secrets))
+    found: dict[int, _Leak] = {}
+    scanned, problem = 0, None
+    try:
+        async for page in read_window(logs, since, max_lines=check.max_lines):
+            scanned += len(page)
+            _scan_page(page, canary, found)
+    except IncompleteWindow as exc:
+        problem = f"could not scan the whole log window: {exc} (scanned {scanned})"
+    except BackendError as exc:
+        problem = f"could not read the log window after {scanned} line(s): {exc}"
+    evidence["lines_scanned"] = scanned
+    if found:
+        leaks = []
+        for index in sorted(found):
+            leak = found[index]
+            assert leak.sample is not None
+            leaks.append(f"secret #{index + 1} appears in {leak.lines} log line(s) from "
+                         f"{', '.join(sorted(leak.services))} "
+                         f"({', '.join(sorted(leak.encodings))}), "
+                         f"e.g. {_masked_sample(leak.sample, canary)!r}")
         evidence["leaks"] = leaks
+        if problem:
+            evidence["incomplete"] = problem
         return j.result("fail", "secret leaked into the logs: " + "; ".join(leaks),
+                        evidence=evidence)
+    if problem is not None:
+        return j.result("error", problem, evidence=evidence)
+    if scanned == 0:  # the probe's lines exist, yet the window read none: not a clean log
+        return j.result("error", f"the log window since {when} returned no line, though "
+                        f"{out.found} line(s) of the {check.jname} probe exist",
                         evidence=evidence)
     # latency: when the probe's lines (the proof that logs flow) were seen
     latency = (out.observed_at or probe.started_at) - probe.started_at
-    return j.result("pass", f"none of {len(secrets)} secret(s) appears in the logs "
-                    f"({out.found} line(s) of the {check.jname} probe prove logs flow)",
-                    latency=latency, evidence=evidence)
+    return j.result("pass", f"none of {len(secrets)} secret(s) appears in any encoding in "
+                    f"{scanned} log line(s) since {when} ({out.found} line(s) of the "
+                    f"{check.jname} probe prove logs flow)", latency=latency, evidence=evidence)
