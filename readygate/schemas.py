@@ -88,6 +88,11 @@ def markdown() -> str:
            "exit 3). `${VAR}` and `${VAR:-default}` are read from the environment and may "
            "stand for any value, numbers and booleans included. JSON Schemas for editors and "
            "CI: [schemas/](schemas/) (`readygate schema config|journeys|scenario`).", "",
+           "Limits (exit 3, one line, checked before anything is built): a config, journeys, "
+           "scenario or rules file is UTF-8 text of at most 10 MB, nested at most 64 mappings "
+           "and lists deep, with at most 100000 values (YAML aliases expanded). `readygate "
+           "validate` and `run` refuse a config that defines nothing to run (no gates, "
+           "journeys, target services or backends), such as an empty file.", "",
            "Guides: [own-service.md](own-service.md) (gate your own service), "
            "[journeys.md](journeys.md), [checks.md](checks.md), [backends.md](backends.md), "
            "[chaos.md](chaos.md), [scenarios.md](scenarios.md), [gates.md](gates.md).", "",

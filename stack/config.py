@@ -71,8 +71,7 @@ class ScrapeJob(Model):
     basic_auth: BasicAuth | None = Field(None, description="the password is a secret")
     bearer_token: SecretStr | None = Field(None, description="a secret")
     tls: TlsOptions | None = Field(None, description="CA bundle, client certificate and key, "
-                                   "skip-verify, server name (files relative to the current "
-                                   "directory)")
+                                   "skip-verify, server name (files relative to readygate.yaml)")
 
     @field_validator("targets")
     @classmethod
@@ -127,8 +126,8 @@ class StackSettings(Model):
     """What `readygate stack` starts around the user's running service."""
 
     rules: list[str] = Field(
-        default_factory=list, description="alert rule files or globs (relative to the current "
-        "directory); needed by every alert, notification and no_alert check")
+        default_factory=list, description="alert rule files or globs (relative to "
+        "readygate.yaml); needed by every alert, notification and no_alert check")
     scrape: list[ScrapeJob] = Field(default_factory=list,
                                     description="what Prometheus scrapes: your service")
     alertmanager_config: str | None = Field(
