@@ -290,13 +290,17 @@ def serve(db_path: Path, *, host: str = "127.0.0.1", port: int = 0,
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``python -m sink.server`` (HTTP only, default limits)."""
+    """Entry point of ``python -m sink.server`` (HTTP, and gRPC on request; default limits)."""
     parser = argparse.ArgumentParser(prog="sink.server", description=__doc__)
     parser.add_argument("--db", required=True, type=Path)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--grpc-host", default=None,
+                        help="also take OTLP/gRPC on this host (with --grpc-port)")
+    parser.add_argument("--grpc-port", type=int, default=0)
     args = parser.parse_args(argv)
-    serve(args.db, host=args.host, port=args.port)
+    grpc = None if args.grpc_host is None else (args.grpc_host, args.grpc_port)
+    serve(args.db, host=args.host, port=args.port, grpc_listen=grpc)
 
 
 if __name__ == "__main__":

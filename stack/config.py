@@ -115,11 +115,29 @@ class StackSink(Model):
             raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:4318)")
         return text
 
+    grpc_listen: str | None = Field(
+        None, description="HOST:PORT where the sink also takes OTLP/gRPC (e.g. "
+        "127.0.0.1:4317, for SDKs whose default protocol is gRPC: Go, Java, .NET); "
+        "default: OTLP over HTTP only")
+
+    @field_validator("grpc_listen")
+    @classmethod
+    def _grpc_listen(cls, text: str | None) -> str | None:
+        return None if text is None else cls._listen(text)
+
     def host_port(self) -> tuple[str, int]:
         """The host (IPv6 without brackets) and port to bind."""
-        match = _HOST_PORT_RE.match(self.listen)
-        assert match is not None  # validated
-        return match["host"].strip("[]"), int(match["port"])
+        return _split(self.listen)
+
+    def grpc_host_port(self) -> tuple[str, int] | None:
+        """Where gRPC binds, or None."""
+        return None if self.grpc_listen is None else _split(self.grpc_listen)
+
+
+def _split(text: str) -> tuple[str, int]:
+    match = _HOST_PORT_RE.match(text)
+    assert match is not None  # validated
+    return match["host"].strip("[]"), int(match["port"])
 
 
 class StackSettings(Model):

@@ -69,7 +69,9 @@ class ObservabilityStack(StackBase[StackUrls]):
     def _sink_args(self) -> list[str]:
         # A fixed address lets a service started before the stack send its OTLP there.
         host, port = self.settings.sink.host_port()
-        return ["--host", host, "--port", str(port)]
+        grpc = self.settings.sink.grpc_host_port()
+        return ["--host", host, "--port", str(port),
+                *(["--grpc-host", grpc[0], "--grpc-port", str(grpc[1])] if grpc else [])]
 
     def _urls(self, urls: dict[str, str]) -> StackUrls:
         return StackUrls(prometheus=urls["prometheus"], alertmanager=urls["alertmanager"],

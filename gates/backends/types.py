@@ -18,7 +18,7 @@ LEVELS = {"TRACE": 1, "DEBUG": 5, "INFO": 9, "INFORMATION": 9, "NOTICE": 10, "WA
           "WARNING": 13, "ERROR": 17, "ERR": 17, "CRITICAL": 21, "FATAL": 21, "EMERGENCY": 21}
 
 # Field names a log line may use for each normalized field (first match wins).
-TRACE_ID_KEYS = ("trace_id", "traceId", "trace.id", "traceid", "dd.trace_id")
+TRACE_ID_KEYS = ("trace_id", "traceId", "trace.id", "traceid", "otelTraceID", "dd.trace_id")
 REQUEST_ID_KEYS = ("request_id", "requestId", "request.id", "x_request_id", "http.request_id")
 LEVEL_KEYS = ("level", "severity", "severity_text", "log.level", "levelname", "lvl")
 SERVICE_KEYS = ("service", "service.name", "service_name", "app", "logger")

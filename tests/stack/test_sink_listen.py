@@ -57,3 +57,56 @@ def test_a_taken_sink_port_fails_the_stack_and_leaves_nothing_running(tmp_path: 
     assert result.returncode == 2, result.stdout + result.stderr
     assert "readygate: the stack failed: sink exited" in result.stderr, result.stderr
     assert "Address already in use" in result.stderr  # the sink's own log says why
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_the_sink_takes_otlp_grpc_on_request_from_the_real_exporter(tmp_path: Path) -> None:
+    """``sink.grpc_listen``: an SDK whose default protocol is gRPC reaches the stack's sink."""
+    import asyncio
+    import secrets
+    import time
+
+    import httpx
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from core.procs import ManagedProcess
+
+    grpc_port = _free_port()
+    stack = ObservabilityStack(StackSettings.model_validate(
+        {"sink": {"grpc_listen": f"127.0.0.1:{grpc_port}"}}), tmp_path)
+    args = stack._sink_args()
+    assert args[-4:] == ["--grpc-host", "127.0.0.1", "--grpc-port", str(grpc_port)]
+    import sys
+    sink = ManagedProcess("sink", [sys.executable, "-m", "sink.server", "--db",
+                                   str(tmp_path / "sink.db"), *args], cwd=Path.cwd())
+
+    async def go() -> str:
+        sink.start()
+        return await sink.wait_ready_line()
+
+    try:
+        url = asyncio.run(go())
+        provider = TracerProvider(resource=Resource.create({"service.name": "grpc-app"}))
+        exporter = OTLPSpanExporter(endpoint=f"127.0.0.1:{grpc_port}", insecure=True)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        name = "span-" + secrets.token_hex(4)
+        with provider.get_tracer("t").start_as_current_span(name) as span:
+            trace_id = format(span.get_span_context().trace_id, "032x")
+        provider.shutdown()
+        deadline = time.monotonic() + 10
+        spans: list[object] = []
+        while time.monotonic() < deadline and not spans:
+            spans = httpx.get(f"{url}/api/traces/{trace_id}", timeout=5).json().get("spans", [])
+            time.sleep(0.1)
+        assert spans, "the span sent over gRPC never reached the sink"
+    finally:
+        sink.stop()
