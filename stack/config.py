@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from core.config import Loc, Model, error_at, resolve_path
+from core.errors import shown_path
 from core.http import BasicAuth, TlsOptions
 
 _JOB_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -201,13 +202,14 @@ def check_stack(stack: StackSettings | None, lines: Mapping[Loc, int], path: str
         found = rule_files([spec])
         loc: Loc = ("stack", "rules", i)
         if not found:
-            raise error_at(f"no file matches {spec!r}", path, loc, lines)
+            raise error_at(f"no file matches {shown_path(spec)!r}", path, loc, lines)
         missing = [str(f) for f in found if not f.is_file()]
         if missing:
-            raise error_at(f"rules file {missing[0]} not found", path, loc, lines)
+            raise error_at(f"rules file {shown_path(missing[0])} not found", path, loc, lines)
     if stack.alertmanager_config is not None and \
             not resolve_path(stack.alertmanager_config).is_file():
-        raise error_at(f"Alertmanager config {stack.alertmanager_config} not found", path,
+        raise error_at(f"Alertmanager config {shown_path(stack.alertmanager_config)} not found",
+                       path,
                        ("stack", "alertmanager_config"), lines)
     for i, job in enumerate(stack.scrape):
         for key in ("ca_file", "cert_file", "key_file"):

@@ -16,7 +16,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from core.errors import ConfigError
+from core.errors import ConfigError, shown_path
 from readygate.config import parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,8 +48,9 @@ def test_every_bad_config_is_one_line_exit_3_no_traceback() -> None:
     for path, result in results.items():
         lines = result.stderr.strip().splitlines()
         words = expected_words(path)
+        where = f"readygate: {shown_path(str(path))}"
         if result.returncode != 3 or len(lines) != 1 or "Traceback" in result.stderr \
-                or words not in lines[0] or not lines[0].startswith(f"readygate: {path}"):
+                or words not in lines[0] or not lines[0].startswith(where):
             problems.append(f"{path.name}: exit {result.returncode}, stderr {result.stderr!r}, "
                             f"expected {words!r}")
         assert result.stdout == "", path.name

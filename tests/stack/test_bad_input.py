@@ -44,14 +44,14 @@ def test_a_rules_file_that_does_not_exist(tmp_path: Path) -> None:
     line = one_line_exit_3(tmp_path, "stack", "healthy")
     # relative to readygate.yaml, like every path in it; the message shows where it looked
     assert line == (f"readygate: readygate.yaml:{line_of(config, 'missing.yml')} "
-                    f"stack.rules[0]: rules file {tmp_path / 'missing.yml'} not found")
+                    "stack.rules[0]: rules file missing.yml not found")
 
 
 def test_a_rules_glob_that_matches_nothing(tmp_path: Path) -> None:
     config = write_config(tmp_path, APP_URL, gates=HEALTHY, stack={"rules": ["rules/*.yml"]})
     line = one_line_exit_3(tmp_path, "stack", "healthy")
     assert line == (f"readygate: readygate.yaml:{line_of(config, 'rules/*.yml')} "
-                    f"stack.rules[0]: no file matches '{tmp_path / 'rules/*.yml'}'")
+                    "stack.rules[0]: no file matches 'rules/*.yml'")
 
 
 @needs_binaries
