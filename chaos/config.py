@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
 from core.config import Model, Severity
-from core.target import Target
+from core.target import Target, url_host
 
 
 class _FaultBase(Model):
@@ -138,4 +139,41 @@ def fault_target_problem(fault: Fault, target: Target) -> str | None:
         if named and fault.service not in named:
             return f"{fault.service!r} is not a target named in the config " \
                    f"({', '.join(sorted(named))})"
+    return chaos_host_problem(fault_urls(fault, target), target)
+
+
+def fault_urls(fault: Fault, target: Target) -> list[tuple[str, str]]:
+    """The URLs ``fault`` acts on, each with the key naming it (process faults are local)."""
+    if isinstance(fault, ProcessFault):
+        return []
+    out = [(f"target.{where}.{fault.service}", urls[fault.service])
+           for where, urls in (("services", target.services),
+                               ("fault_proxies", target.fault_proxies))
+           if fault.service in urls]
+    toxiproxy = target.toxiproxy
+    if toxiproxy is not None and (isinstance(fault, ToxiproxyFault)
+                                  or fault.service in toxiproxy.proxies):
+        out.append(("target.toxiproxy.url", toxiproxy.url))
+    return out
+
+
+def experiment_urls(experiment: Experiment, target: Target) -> list[tuple[str, str]]:
+    """The URLs an experiment is handed to act on: every service and fault proxy, and the
+    URLs in its configuration overrides (backends only observe, so they are not here)."""
+    out = [(f"target.services.{n}", u) for n, u in target.services.items()]
+    out += [(f"target.fault_proxies.{n}", u) for n, u in target.fault_proxies.items()]
+    out += [(f"scenario.experiment.configuration.{k}", v)
+            for k, v in experiment.configuration.items()
+            if isinstance(v, str) and re.match(r"^https?://", v)]
+    return out
+
+
+def chaos_host_problem(urls: list[tuple[str, str]], target: Target) -> str | None:
+    """Why chaos may not act on one of ``urls`` (a host neither loopback nor allowed), or None."""
+    for where, url in urls:
+        host = url_host(url)
+        if not target.chaos_allows(host):
+            return (f"chaos refused: {where} is on host {host or '?'}, which is not loopback "
+                    f"and not in target.chaos_allowed_hosts (set target.chaos_allowed_hosts: "
+                    f"[{host or '...'}] to allow faults there)")
     return None

@@ -10,8 +10,11 @@ Two Chaos Toolkit behaviours make a naive reading wrong (see FIELD-NOTES):
 
 The experiment runs in a worker thread (chaoslib is synchronous). chaoslib's own runner
 installs signal handlers, which only the main thread may do and which would replace
-readygate's; :class:`_ThreadRunner` leaves them out. Interrupting raises chaoslib's
-``InterruptExecution`` inside the worker thread, between two Python steps.
+readygate's; :class:`_ThreadRunner` leaves them out. Interrupting raises
+``KeyboardInterrupt`` inside the worker thread, between two Python steps: what Ctrl-C
+raises in `chaos run`. chaoslib's ``InterruptExecution`` would not do: python providers
+turn any ``Exception`` into a failed activity, and the experiment would go on (its next
+probe may wait for minutes, and a later action may inject again).
 """
 
 from __future__ import annotations
@@ -139,11 +142,15 @@ class ExperimentRun:
             self.done.set()
 
     def interrupt(self) -> None:
-        """Raise ``InterruptExecution`` in the experiment's thread (if it still runs)."""
+        """Raise ``KeyboardInterrupt`` in the experiment's thread (if it still runs).
+
+        chaoslib ends the run ``interrupted`` at once (a ``BaseException`` passes through
+        the providers), then :meth:`ensure_rollbacks` runs the rollbacks it skipped.
+        """
         tid = self._thread_id
         if tid is not None and not self.done.is_set():
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid),
-                                                       ctypes.py_object(InterruptExecution))
+                                                       ctypes.py_object(KeyboardInterrupt))
 
     def ensure_rollbacks(self) -> None:
         """Run the experiment's rollbacks if chaoslib skipped them (failed, interrupted)."""
@@ -168,7 +175,8 @@ class ExperimentRun:
         journal = self.journal
         if journal is None:
             err = self.error
-            kind = "interrupted" if isinstance(err, InterruptExecution) else "could not run"
+            kind = "interrupted" if isinstance(err, InterruptExecution | KeyboardInterrupt) \
+                else "could not run"
             return ExperimentOutcome(
                 status="fail" if kind == "interrupted" else "error",
                 message=redact.scrub(f"experiment {kind}: {type(err).__name__}: {err}")[:300],

@@ -13,7 +13,7 @@ import httpx
 
 from chaos.base import FaultInjector, InjectedFault
 from chaos.client import FaultProxyClient, TcpProxyClient
-from chaos.config import Fault, HttpFault, TcpFault
+from chaos.config import Fault, HttpFault, TcpFault, chaos_host_problem, fault_urls
 from chaos.tcpfaults import TCP_KINDS
 from core.errors import ConfigError
 from core.target import Target
@@ -128,10 +128,15 @@ class TcpProxyInjector:
 
 
 class ChaosInjector:
-    """The one injector the runner gets: picks the injector for each fault's kind."""
+    """The one injector the runner gets: picks the injector for each fault's kind.
 
-    def __init__(self, by_kind: dict[str, FaultInjector]) -> None:
+    With a ``target``, a fault toward a host that is neither loopback nor in
+    ``target.chaos_allowed_hosts`` is refused here too, whoever calls.
+    """
+
+    def __init__(self, by_kind: dict[str, FaultInjector], target: Target | None = None) -> None:
         self.by_kind = by_kind
+        self.target = target
         self._owner: dict[str, FaultInjector] = {}
 
     def _for(self, kind: str) -> FaultInjector:
@@ -143,6 +148,10 @@ class ChaosInjector:
 
     async def inject(self, fault: Fault) -> InjectedFault:
         """Inject through the injector for ``fault.kind``."""
+        if self.target is not None:
+            problem = chaos_host_problem(fault_urls(fault, self.target), self.target)
+            if problem is not None:
+                raise ConfigError(problem, key="target.chaos_allowed_hosts")
         injector = self._for(fault.kind)
         injected = await injector.inject(fault)
         self._owner[injected.fault_id] = injector
@@ -174,4 +183,4 @@ def build_injector(target: Target, client: httpx.AsyncClient, *,
     # Command hooks touch what the user's commands touch; the config check ties them to a
     # named target (readygate.config.fault_target_problem).
     by_kind["command"] = CommandFaultInjector(log_dir=log_dir)
-    return ChaosInjector(by_kind)
+    return ChaosInjector(by_kind, target)

@@ -42,13 +42,97 @@ _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 Loc = tuple[str | int, ...]
 
 
+MAX_CONFIG_BYTES = 10 * 1024 * 1024
+"""The largest config-like file read: hand-written configs are kilobytes (checked before
+parsing; PyYAML needs about 50 times a file's size in memory)."""
+
+MAX_DEPTH = 64
+"""The deepest nesting of mappings and lists (PyYAML's composer recurses once per level)."""
+
+_MAX_NODES = 100_000
+"""A config is hand-written: no real one comes near this many values."""
+
+
+_TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
+_TOO_MANY = (f"more than {_MAX_NODES} values (keys, items and scalars): far more than a "
+             "hand-written config has")
+
+
+class _TooBig(Exception):
+    """A limit was hit while parsing: the message and the line where it was hit."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.message, self.line = message, line
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys."""
+    """SafeLoader that counts nesting depth and nodes as it composes, and stops at a limit."""
+
+    _depth = 0
+    _nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        self._nodes += 1
+        try:
+            # a scalar inside MAX_DEPTH mappings and lists is fine; one more collection is not
+            if self._depth > MAX_DEPTH and self.check_event(
+                    yaml.MappingStartEvent, yaml.SequenceStartEvent):
+                raise _TooBig(_TOO_DEEP, self._line())
+            if self._nodes > _MAX_NODES:
+                raise _TooBig(_TOO_MANY, self._line())
+            node: yaml.Node | None = super().compose_node(parent, index)
+            return node
+        finally:
+            self._depth -= 1
+
+    def _line(self) -> int:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        return int(event.start_mark.line) + 1
+
+
+def _line(event: yaml.Event) -> int:
+    mark = event.start_mark
+    return mark.line + 1 if mark is not None else 1
+
+
+def _prescan(text: str) -> None:
+    """Apply the depth and node limits with libyaml's parser, when PyYAML has it.
+
+    The pure-Python composer enforces them too, but it reads about 0.3 MB/s: at the node
+    limit of a hostile 10 MB file that is seconds, against a fraction of one here. Syntax
+    errors (and text libyaml cannot take) are left to the composer, whose messages the
+    corpus pins.
+    """
+    parser = getattr(yaml, "CSafeLoader", None)
+    if parser is None:
+        return
+    depth = nodes = 0
+    try:
+        for event in yaml.parse(text, Loader=parser):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise _TooBig(_TOO_DEEP, _line(event))
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+                continue
+            elif not isinstance(event, yaml.ScalarEvent | yaml.AliasEvent):
+                continue
+            nodes += 1
+            if nodes > _MAX_NODES:
+                raise _TooBig(_TOO_MANY, _line(event))
+    except (yaml.YAMLError, ValueError):  # ValueError: e.g. a lone surrogate libyaml can't encode
+        return
 
 
 def _compose(text: str, path: str) -> yaml.Node | None:
     try:
+        _prescan(text)
         return yaml.compose(text, Loader=_Loader)
+    except _TooBig as exc:
+        raise ConfigError(exc.message, path=path, line=exc.line) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -56,10 +140,6 @@ def _compose(text: str, path: str) -> yaml.Node | None:
         raise ConfigError(f"invalid YAML: {problem}", path=path, line=line) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", path=path) from None
-
-
-_MAX_NODES = 100_000
-"""A config is hand-written: no real one comes near this many values."""
 
 
 def _to_python(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: str) -> Any:
@@ -350,6 +430,9 @@ def format_validation(exc: ValidationError, data: Any, lines: Mapping[Loc, int],
 
 def load_yaml(text: str, path: str) -> tuple[dict[str, Any], dict[Loc, int]]:
     """YAML text as plain values (a mapping at the top) and the line of every key path."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{len(text) / 1e6:.1f} MB of text: more than the "
+                          f"{MAX_CONFIG_BYTES // 2**20} MB a config may be", path=path)
     root = _compose(text, path)
     lines: dict[Loc, int] = {}
     data = {} if root is None else _to_python(root, (), lines, path)
@@ -374,14 +457,33 @@ def error_at(message: str, path: str, loc: Loc, lines: Mapping[Loc, int]) -> Con
 
 
 def read_text(path: str | Path, what: str = "config") -> str:
-    """A config-like file's text, or a one-line :class:`ConfigError`."""
+    """A config-like file's text (UTF-8, at most 10 MB), or a one-line :class:`ConfigError`."""
     p = Path(path)
     try:
-        return p.read_text(encoding="utf-8")
+        # Read one byte past the limit rather than trusting st_size: a FIFO or /dev/stdin
+        # reports 0, and memory stays bounded either way.
+        with p.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{what} file not found", path=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {what}: {exc}", path=str(path)) from None
+    except IsADirectoryError:
+        raise ConfigError(f"cannot read {what} file: it is a directory",
+                          path=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} file: {exc.strerror or exc}",
+                          path=str(path)) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{what} file is larger than {MAX_CONFIG_BYTES // 2**20} MB, the "
+                          "limit (refused before parsing: hand-written files are kilobytes)",
+                          path=str(path))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        byte = f"0x{data[exc.start]:02x}"
+        raise ConfigError(f"cannot read {what} file: not UTF-8 text (byte {byte} at offset "
+                          f"{exc.start}: save it as UTF-8; a binary file?)", path=str(path),
+                          line=line) from None
 
 
 _ENV_REF = r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}"

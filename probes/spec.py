@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from core import redact
-from core.config import parse_model
+from core.config import parse_model, read_text
 from core.errors import ConfigError
 from core.http import TlsOptions, check_secret_lengths, resolve_tls_files, secret_values
 from probes import jsonpath
@@ -330,11 +330,5 @@ def parse_journeys(text: str, path: str = "<journeys>") -> JourneysFile:
 
 def load_journeys(path: str | Path) -> JourneysFile:
     """Read and validate a journeys file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("journeys file not found", path=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read journeys file: {exc}", path=str(path)) from None
-    return parse_journeys(text, str(path))
+    # read_text bounds the size and names the file on any read or decoding problem
+    return parse_journeys(read_text(path, "journeys"), str(path))

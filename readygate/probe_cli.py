@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import gc
 import json
 import socket
 import sys
@@ -20,8 +18,9 @@ from pathlib import Path
 from typing import TextIO
 
 from core import redact
-from core.errors import ConfigError
+from core.errors import ConfigError, EnvironmentProblem
 from core.http import ConnectOptions
+from probes.blackbox.config import Module
 from probes.journeys import Catalog, Journey, build_catalog, resolve
 from probes.model import ProbeResult
 from probes.scheduler import ProbeScheduler
@@ -51,6 +50,17 @@ def add_arguments(probe: argparse.ArgumentParser,
                                           "host name)")
     serve.add_argument("--max-concurrency", type=int, default=32, metavar="N",
                        help="journeys running at once, at most (default 32)")
+    serve.add_argument("--blackbox-config", metavar="FILE",
+                       help="a blackbox_exporter blackbox.yml: /probe?module=NAME answers its "
+                            "http, tcp, dns and icmp modules as blackbox_exporter does "
+                            "(docs/probe-serve.md); journeys then run only when named, "
+                            "given with -j or with --config")
+    from readygate.probe_serve import add_arguments as fleet_arguments
+
+    fleet_arguments(serve)
+    serve.add_argument("--probe-keepalive", action="store_true",
+                       help="/probe journeys reuse connections between probes (default: a "
+                            "fresh connection per probe, as blackbox_exporter)")
     for sp in (run, serve):
         config_arg(sp)
         sp.add_argument("--journeys-file", "-j", metavar="FILE",
@@ -137,6 +147,9 @@ def probe_run(args: argparse.Namespace, config: Config, config_path: Path,
               out: TextIO = sys.stdout) -> int:
     """``readygate probe run``: exit 0 when every journey passed, 1 otherwise."""
     journeys = _journeys(args, config, config_path)
+    if not journeys:  # nothing ran is not "all passed"
+        raise ConfigError("no journeys to run: define journeys (or probes.journeys_file) in "
+                          "the config, or pass --journeys-file", path=str(config_path))
     results = asyncio.run(run_once(journeys, config.probes.http))
     if args.json:
         text = json.dumps({"results": [r.to_dict() for r in results],
@@ -156,33 +169,44 @@ def _listen(args: argparse.Namespace) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _blackbox_modules(path: str) -> dict[str, Module]:
+    """A blackbox.yml's modules; an icmp module this process cannot run is refused now."""
+    from probes.blackbox.config import load_blackbox
+    from probes.blackbox.icmp import icmp_problem
+
+    modules = load_blackbox(path)
+    icmp = [name for name, m in modules.items() if m.prober == "icmp"]
+    problem = icmp_problem() if icmp else None
+    if problem is not None:
+        raise EnvironmentProblem(f"{path} modules.{icmp[0]}: {problem}")
+    return modules
+
+
 def probe_serve(args: argparse.Namespace, config: Config, config_path: Path) -> int:
     """``readygate probe serve``: serve until SIGTERM/SIGINT; exit 0 after a clean stop."""
-    from core.serve import run_asgi
+    from probes.pool import Exposition
     from probes.service import create_app
+    from readygate.probe_serve import serve, shard_of, workers_count
 
-    journeys = _journeys(args, config, config_path)
+    blackbox = None
+    journeys: list[Journey] = []
+    if args.blackbox_config:
+        blackbox = _blackbox_modules(args.blackbox_config)
+    if not blackbox or args.journeys or args.journeys_file or args.config:
+        journeys = _journeys(args, config, config_path)
     host, port = _listen(args)
     location = args.location or config.probes.location or socket.gethostname()
     if args.max_concurrency < 1:
         raise ConfigError("--max-concurrency must be at least 1")
-    app = create_app(journeys, location=location, max_concurrency=args.max_concurrency,
-                     freeze_gc=True, http=config.probes.http)
-    # uvloop (when installed) roughly halves the event loop's share of each probe's CPU
-    # (bench.probe_throughput, bench.scheduler_scale); the stock loop works the same, slower.
-    previous = asyncio.get_event_loop_policy()
-    with contextlib.suppress(ImportError):
-        import uvloop
+    workers, shard = workers_count(args.workers), shard_of(args.shard)
 
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    # Everything built so far (imports, config, journey models) lives as long as the
-    # process: out of the cyclic GC's reach, a full collection no longer walks it. With
-    # 1,000 journeys a full collection took 60-130 ms on the event loop, every 1-2 s, and
-    # every run due meanwhile started late (bench.scheduler_scale: p99 lateness).
-    gc.collect()
-    gc.freeze()
-    try:
-        run_asgi(app, host, port)
-    finally:
-        asyncio.set_event_loop_policy(previous)
-    return 0
+    def make_app(scheduled: list[Journey], exposition: Exposition | None) -> object:
+        # One per worker (after the fork): `scheduled` is its share, every journey a module.
+        return create_app(journeys, location=location, max_concurrency=args.max_concurrency,
+                          freeze_gc=True, http=config.probes.http, blackbox=blackbox,
+                          probe_keepalive=args.probe_keepalive, scheduled=scheduled,
+                          exposition=exposition)
+
+    # Workers, shards, uvloop and the start-up GC freeze: readygate.probe_serve.
+    return serve(journeys, make_app, host=host, port=port, location=location,
+                 workers=workers, shard=shard)

@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import Field
 
 from chaos.config import fault_target_problem
-from core.config import parse_model
+from core.config import parse_model, read_text
 from core.errors import ConfigError
 from scenarios.config import C, Gate
 
@@ -75,11 +75,7 @@ def load_scenario(name_or_path: str, config: C) -> tuple[str, C]:
     """Parse a scenario file and return its gate name and the config with that gate added."""
     path = resolve(name_or_path)
     shown = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read scenario: {exc}", path=shown) from None
-    scenario, lines = parse_model(text, shown, ScenarioFile)
+    scenario, lines = parse_model(read_text(path, "scenario"), shown, ScenarioFile)
     fault = scenario.scenario.fault
     # Chaos touches only what the config names: the same rule as for readygate.yaml's gates.
     problem = None if fault is None else fault_target_problem(fault, config.target)
