@@ -80,12 +80,25 @@ def check_rules_syntax(rule_files: list[Path]) -> CheckResult:
     return _result(name, "pass", f"{len(rule_files)} rule file(s) valid", output=output[-2000:])
 
 
-def check_alert_metadata(alerts: list[Alert], client: httpx.Client) -> CheckResult:
-    """Every alert has a severity label, a summary and a runbook_url that answers (< 400)."""
+def check_alert_metadata(alerts: list[Alert], client: httpx.Client,
+                         expected: dict[str, dict[str, str]] | None = None) -> CheckResult:
+    """Every alert has a severity label, a summary and a runbook_url that answers (< 400);
+    the alerts named in ``expected`` carry those labels with exactly those values."""
     name = "every alert has severity, summary and a runbook that answers"
     if not alerts:
         return _result(name, "fail", "no alerting rules found: nothing would ever page")
     problems: list[str] = []
+    # An expected value, not just a present one: critical downgraded to info pages nobody.
+    by_name = {a.name: a for a in alerts}
+    for alertname, labels in sorted((expected or {}).items()):
+        rule = by_name.get(alertname)
+        if rule is None:
+            problems.append(f"{alertname}: no such alert in the rules (expected labels "
+                            f"{', '.join(f'{k}={v}' for k, v in sorted(labels.items()))})")
+            continue
+        problems += [f"{alertname}: {k}={rule.labels[k]}, expected {k}={v}" if k in rule.labels
+                     else f"{alertname}: no '{k}' label (expected {k}={v})"
+                     for k, v in sorted(labels.items()) if rule.labels.get(k) != v]
     answered: dict[str, int | str] = {}
     for a in alerts:
         missing = [k for k, have in (("severity label", a.labels.get("severity")),
@@ -168,14 +181,16 @@ def check_rule_unit_tests(test_files: list[Path]) -> CheckResult:
 
 
 def alert_hygiene(rule_files: list[Path], am_config: Path | None, client: httpx.Client, *,
-                  test_files: list[Path] | None = None) -> list[CheckResult]:
-    """All four hygiene checks; rule unit tests default to ``*_test.yml`` beside the rules."""
+                  test_files: list[Path] | None = None,
+                  alert_labels: dict[str, dict[str, str]] | None = None) -> list[CheckResult]:
+    """All four hygiene checks; rule unit tests default to ``*_test.yml`` beside the rules;
+    ``alert_labels``: alert name -> labels its rule must carry with those values."""
     results = [check_rules_syntax(rule_files)]
     try:
         alerts = load_alerts(rule_files)
     except (OSError, yaml.YAMLError) as exc:
         return [*results, _result("alert rules readable", "error", f"cannot read rules: {exc}")]
-    results.append(check_alert_metadata(alerts, client))
+    results.append(check_alert_metadata(alerts, client, alert_labels))
     if am_config is None:
         results.append(_result("every alert routes to a receiver", "error",
                                "no Alertmanager config given"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import BackendError
@@ -21,11 +21,54 @@ class ActiveAlert:
     state: str  # "pending" | "firing"
     labels: dict[str, str]
     active_at: str | None
+    # set while keep_firing_for holds a firing alert whose condition no longer holds
+    keep_firing_since: str | None = None
 
     def describe(self) -> str:
         shown = ",".join(f'{k}="{v}"' for k, v in sorted(self.labels.items())
                          if k not in ("alertname",))
         return f"{self.name}{{{shown}}} ({self.state})"
+
+
+@dataclass(frozen=True)
+class AlertingRule:
+    """An alerting rule as Prometheus loaded it (``/api/v1/rules``), with its active alerts."""
+
+    name: str
+    query: str
+    for_s: float
+    keep_firing_for_s: float
+    labels: dict[str, str]
+    health: str | None
+    last_error: str | None
+    group: str
+    interval_s: float | None          # the group's evaluation interval
+    alerts: list[ActiveAlert] = field(default_factory=list)
+
+    def expr(self, limit: int = 200) -> str:
+        """The expression on one line, cut at ``limit`` characters."""
+        flat = " ".join(self.query.split())
+        return flat if len(flat) <= limit else flat[:limit - 3] + "..."
+
+
+def _alert(a: dict[str, Any]) -> ActiveAlert:
+    labels = {str(k): str(v) for k, v in dict(a["labels"]).items()}
+    return ActiveAlert(labels.get("alertname", "?"), str(a["state"]), labels, a.get("activeAt"),
+                       a.get("keepFiringSince"))
+
+
+def _samples(data: Any) -> list[Sample]:
+    """An instant query's vector as samples (a scalar becomes one unlabelled sample)."""
+    try:
+        kind = data["resultType"]
+        result = data["result"]
+        if kind == "vector":
+            return [Sample(dict(r["metric"]), float(r["value"][1])) for r in result]
+        if kind in ("scalar", "string"):
+            return [Sample({}, float(result[1]))]
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise BackendError("prometheus answered a malformed query result") from None
+    raise BackendError(f"prometheus query returned unsupported type {kind!r}")
 
 
 class PrometheusClient(HttpBackend):
@@ -42,25 +85,14 @@ class PrometheusClient(HttpBackend):
 
     async def query(self, promql: str) -> list[Sample]:
         """An instant query; a vector result as samples (scalars become one unlabelled sample)."""
-        data = await self._data("/api/v1/query", {"query": promql})
-        try:
-            kind = data["resultType"]
-            result = data["result"]
-            if kind == "vector":
-                return [Sample(dict(r["metric"]), float(r["value"][1])) for r in result]
-            if kind in ("scalar", "string"):
-                return [Sample({}, float(result[1]))]
-        except (KeyError, TypeError, ValueError, IndexError):
-            raise BackendError("prometheus answered a malformed query result") from None
-        raise BackendError(f"prometheus query returned unsupported type {kind!r}")
+        return _samples(await self._data("/api/v1/query", {"query": promql}))
 
     async def alerts(self) -> list[ActiveAlert]:
         """Pending and firing alerts."""
         data = await self._data("/api/v1/alerts")
         try:
-            return [ActiveAlert(a["labels"].get("alertname", "?"), a["state"], dict(a["labels"]),
-                                a.get("activeAt")) for a in data["alerts"]]
-        except (KeyError, TypeError, AttributeError):
+            return [_alert(a) for a in data["alerts"]]
+        except (KeyError, TypeError, AttributeError, ValueError):
             raise BackendError("prometheus answered a malformed alerts list") from None
 
     async def rules(self) -> list[dict[str, Any]]:
@@ -71,13 +103,33 @@ class PrometheusClient(HttpBackend):
         except (KeyError, TypeError):
             raise BackendError("prometheus answered a malformed rules list") from None
 
+    async def alerting_rules(self) -> list[AlertingRule]:
+        """Every alerting rule with its expression, ``for``, group interval and alerts."""
+        data = await self._data("/api/v1/rules", {"type": "alert"})
+        try:
+            out = []
+            for group in data["groups"]:
+                interval = group.get("interval")
+                for r in group["rules"]:
+                    if r.get("type") != "alerting":
+                        continue
+                    out.append(AlertingRule(
+                        name=str(r["name"]), query=str(r.get("query") or ""),
+                        for_s=float(r.get("duration") or 0),
+                        keep_firing_for_s=float(r.get("keepFiringFor") or 0),
+                        labels={str(k): str(v) for k, v in dict(r.get("labels") or {}).items()},
+                        health=r.get("health"), last_error=r.get("lastError"),
+                        group=str(group.get("name")),
+                        interval_s=float(interval) if interval else None,
+                        alerts=[_alert(a) for a in r.get("alerts") or []]))
+            return out
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise BackendError("prometheus answered a malformed rules list") from None
+
     async def query_at(self, promql: str, at: float) -> list[Sample]:
         """An instant query evaluated at unix time ``at``."""
-        data = await self._data("/api/v1/query", {"query": promql, "time": f"{at:.3f}"})
-        try:
-            return [Sample(dict(r["metric"]), float(r["value"][1])) for r in data["result"]]
-        except (KeyError, TypeError, ValueError, IndexError):
-            raise BackendError("prometheus answered a malformed query result") from None
+        return _samples(await self._data("/api/v1/query",
+                                          {"query": promql, "time": f"{at:.3f}"}))
 
     async def query_range(self, promql: str, start: float, end: float,
                           step: float) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
@@ -107,6 +159,14 @@ class PrometheusClient(HttpBackend):
         if not isinstance(data, list):
             raise BackendError("prometheus answered a malformed label values list")
         return [str(v) for v in data]
+
+    async def alertmanagers(self) -> list[str]:
+        """The URLs of the Alertmanagers Prometheus sends alerts to."""
+        data = await self._data("/api/v1/alertmanagers")
+        try:
+            return [str(a["url"]) for a in data["activeAlertmanagers"]]
+        except (KeyError, TypeError):
+            raise BackendError("prometheus answered a malformed alertmanagers list") from None
 
     async def targets(self) -> list[dict[str, Any]]:
         """Active scrape targets with their health (``up``/``down``/``unknown``)."""

@@ -1,4 +1,12 @@
-"""Alert checks: fires, stays quiet, rule hygiene, resolves, not silenced, notified."""
+"""Alert checks: fires, stays quiet, rule hygiene, resolves, not silenced, notified.
+
+Transitions, not states: a check anchored on an event passes only on a signal that began
+after it. An alert already active at the anchor (``activeAt`` before it, or firing in
+``ALERTS`` at its time), a notification that arrived before it, or one whose alert started
+before it, proves nothing about the fault and fails, saying so. Healthy means silent:
+``no_alert`` fails on a pending alert too, and on any rule whose condition held in the
+window. gates/checks/alert_reasons.py finds the words for a miss.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +20,9 @@ from core.errors import BackendError
 from core.http import REQUEST_ERRORS
 from core.waiting import Seen, eventually
 from gates.backends.alertmanager import AmAlert
-from gates.backends.prometheus import ActiveAlert
+from gates.backends.prometheus import ActiveAlert, AlertingRule, PrometheusClient
 from gates.backends.types import Notification
+from gates.checks import alert_reasons as why
 from gates.checks.common import GRACE_S, Judge, fmt_labels, labels_match, parse_ts
 from gates.config import (
     AlertCheck,
@@ -26,13 +35,19 @@ from gates.config import (
 from gates.context import CheckContext
 from reports.model import CheckResult
 
+# How far before the anchor notifications are read, to tell "arrived before the anchor"
+# (the alert was already firing) from "never arrived".
+NOTIFICATION_LOOKBACK_S = 600.0
+
+_HEALTHY = ("either the system is not healthy or the rule fires on a healthy system")
+
 
 def _want(alertname: str, labels: dict[str, str]) -> str:
     return f"{alertname}{fmt_labels(labels) if labels else ''}"
 
 
 async def alert_check(check: AlertCheck, ctx: CheckContext, j: Judge) -> CheckResult:
-    """The alert is firing in Prometheus within the deadline."""
+    """The alert starts firing in Prometheus after the anchor, within the deadline."""
     if ctx.prometheus is None:
         return j.result("skipped", "no prometheus backend configured")
     prom = ctx.prometheus
@@ -40,17 +55,50 @@ async def alert_check(check: AlertCheck, ctx: CheckContext, j: Judge) -> CheckRe
     if anchor is None:
         return j.result("skipped", f"anchor {check.anchor} did not happen")
     want = _want(check.alertname, check.labels)
+    at_anchor: set[frozenset[tuple[str, str]]] | None = None
+
+    async def firing_at_anchor() -> set[frozenset[tuple[str, str]]]:
+        # Looked up once, when a candidate shows: ALERTS at the anchor's time is history.
+        nonlocal at_anchor
+        if at_anchor is None:
+            at_anchor = await why.firing_at(prom, check.alertname, check.labels, anchor)
+        return at_anchor
+
+    already_active: dict[str, Any] = {}
+
+    async def stale(alert: ActiveAlert) -> str | None:
+        """Why ``alert`` was already active at the anchor (None: it began after it)."""
+        since = why.active_before(alert, anchor)
+        firing_then = why.alert_key(alert.labels) in await firing_at_anchor()
+        if since is None and not firing_then:
+            return None
+        active_at = parse_ts(alert.active_at)
+        already_active.update(alert=alert.describe(), active_at=alert.active_at,
+                              firing_at_anchor=firing_then, active_after_s=None
+                              if active_at is None else round(active_at - anchor, 3))
+        state = "firing" if firing_then else "pending"
+        return (f"{alert.describe()} already {state} before {check.anchor} (active since "
+                + (why.before(since, anchor, check.anchor) if since is not None
+                   else f"{alert.active_at}; ALERTS shows it firing at {check.anchor}") + ")")
 
     async def observe() -> Seen[ActiveAlert]:
         alerts = await prom.alerts()
-        for alert in alerts:
-            if alert.name == check.alertname and alert.state == "firing" and \
-                    labels_match(alert.labels, check.labels):
+        same = [a for a in alerts if a.name == check.alertname]
+        old: list[str] = []
+        for alert in same:
+            if not labels_match(alert.labels, check.labels):
+                continue
+            already = await stale(alert)
+            if already is not None:
+                old.append(already)
+            elif alert.state == "firing":
                 return Seen(alert)
-        same = [a.describe() for a in alerts if a.name == check.alertname]
+        if old:
+            return Seen(miss=f"{'; '.join(old)}: an alert active before {check.anchor} "
+                        "proves nothing about it")
         others = [a.describe() for a in alerts if a.name != check.alertname]
         if same:
-            return Seen(miss=f"seen instead: {', '.join(same)}")
+            return Seen(miss=f"seen instead: {', '.join(a.describe() for a in same)}")
         if others:
             return Seen(miss=f"firing instead: {', '.join(others)}")
         return Seen(miss="no alert pending or firing")
@@ -68,43 +116,59 @@ async def alert_check(check: AlertCheck, ctx: CheckContext, j: Judge) -> CheckRe
                         active_after_s=None if active_at is None else round(active_at - anchor, 3))
         if latency > check.deadline_s:
             return j.result("fail", f"alert {want} fired late: {latency:.1f}s after "
-                            f"{check.anchor} (deadline {check.deadline_s:.0f}s)",
+                            f"{check.anchor} (deadline {check.deadline_s:g}s)",
                             latency=latency, evidence=evidence)
         return j.result("pass", f"alert {want} firing {latency:.1f}s after {check.anchor}",
                         latency=latency, evidence=evidence)
     if out.error is not None:
         return j.result("error", f"could not look for alert {want}: {out.error}",
                         evidence=evidence)
+    evidence["nearest_miss"] = out.last_miss
+    if " already " in (out.last_miss or ""):
+        evidence["already_active"] = already_active
+        return j.result("fail", f"alert {out.last_miss}", evidence=evidence)
     # Pending but not firing is its own near miss; otherwise ask the rule why.
     seen = (out.last_miss or "").startswith("seen instead")
-    reason = None if seen else await _why_no_alert(ctx, check.alertname)
-    evidence["nearest_miss"] = out.last_miss
-    return j.result("fail", f"alert {want} not firing {check.deadline_s:.0f}s after "
+    reason = None if seen else await why.why_no_alert(ctx, check.alertname)
+    return j.result("fail", f"alert {want} not firing {check.deadline_s:g}s after "
                     f"{check.anchor}; {reason or out.last_miss}", evidence=evidence)
 
 
-async def _why_no_alert(ctx: CheckContext, alertname: str) -> str | None:
-    """Name the defect when the rule itself is missing or broken."""
-    assert ctx.prometheus is not None
-    try:
-        rules = await ctx.prometheus.rules()
-    except BackendError:
-        return None
-    named = [r for r in rules if r.get("type") == "alerting" and r.get("name") == alertname]
-    if not named:
-        return f"no alerting rule named {alertname} is loaded in Prometheus"
-    bad = [r for r in named if r.get("health") not in (None, "ok", "unknown")]
-    if bad:
-        return f"rule {alertname} is unhealthy: {bad[0].get('lastError') or bad[0].get('health')}"
-    # Loaded and healthy, yet silent under the fault: its condition never held (a threshold
-    # it cannot reach, a label that does not exist). Show the expression that stayed false.
-    expr = " ".join(str(named[0].get("query") or "").split())
-    return (f"rule {alertname} is loaded and healthy but its condition never held during the "
-            f"fault: {expr[:200]}" if expr else None)
+async def _expr_of(prom: PrometheusClient, alertname: str) -> str:
+    rule = await why.rule_named(prom, alertname)
+    return f"; its expression: {rule.expr()}" if rule is not None and rule.expr() else ""
+
+
+async def _rules_that_held(prom: PrometheusClient, rules: list[AlertingRule], start: float,
+                           end: float, window_s: float) -> tuple[list[str], list[str]]:
+    """Each rule's expression over [start, end]: what held, and the rules left out
+    (unhealthy ones: the alert_rule check names those)."""
+    held: list[str] = []
+    skipped: list[str] = []
+    for rule in rules:
+        if rule.health == "err" or not rule.query:
+            skipped.append(rule.name)
+            continue
+        # Every second (or the group's interval if shorter): a rule evaluated once a minute
+        # could have caught the condition at any of them. At most ~1000 points per rule.
+        step = max(min(rule.interval_s or 1.0, 1.0), (end - start) / 1000, 0.1)
+        series = await prom.query_range(rule.query, start, end, step)
+        points = sorted(t for _, values in series for t, _ in values)
+        if not points:
+            continue
+        labels, values = next((s for s in series if s[1]), series[0])
+        shown = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
+        outlasts = (f"; its for: {why.duration(rule.for_s)} outlasts the "
+                    f"{round(window_s, 1):g}s window, "
+                    "so no alert showed yet" if rule.for_s > window_s else "")
+        held.append(f"rule {rule.name}'s condition held during the window ({len(points)} "
+                    f"evaluation(s) from +{max(0.0, points[0] - start):.1f}s, e.g. {{{shown}}} "
+                    f"= {values[0][1]:g}){outlasts}: {rule.expr()}")
+    return held, skipped
 
 
 async def no_alert_check(check: NoAlertCheck, ctx: CheckContext, j: Judge) -> CheckResult:
-    """No alert fires during the healthy window (false positives fail)."""
+    """Nothing pending or firing in the healthy window, and no rule's condition held in it."""
     if ctx.prometheus is None:
         return j.result("skipped", "no prometheus backend configured")
     prom = ctx.prometheus
@@ -116,27 +180,56 @@ async def no_alert_check(check: NoAlertCheck, ctx: CheckContext, j: Judge) -> Ch
         nonlocal looked
         alerts = await prom.alerts()
         looked += 1
-        for alert in alerts:
-            if alert.state == "firing" and (not watched or alert.name in watched):
-                return Seen(alert)
-        pending = [a.describe() for a in alerts if a.state == "pending"]
-        return Seen(miss=f"pending: {', '.join(pending)}" if pending else None)
+        # A pending alert is a condition that already holds on the healthy system: with a
+        # for: longer than the window it would page right after, so it fails like a firing one.
+        for state in ("firing", "pending"):
+            for alert in alerts:
+                if alert.state == state and (not watched or alert.name in watched):
+                    return Seen(alert)
+        return Seen(miss=None)
 
     out = await eventually(observe, timeout=start + check.window_s - time.time(),
                            interval=max(ctx.poll_interval_s, 0.25))
     evidence: dict[str, Any] = {"query": "GET /api/v1/alerts", "window_s": check.window_s,
                                 "polls": looked}
     if out.found is not None:
-        evidence["firing"] = out.found.describe()
-        return j.result("fail", f"alert {out.found.describe()} fired during the healthy "
-                        f"{j.phase} (false positive)", latency=out.elapsed_s, evidence=evidence)
+        alert = out.found
+        name = _want(alert.name, {k: v for k, v in alert.labels.items() if k != "alertname"})
+        evidence[alert.state] = alert.describe()
+        what = "fired" if alert.state == "firing" else (
+            "was pending (its condition held; it fires once its for: has passed)")
+        return j.result("fail", f"alert {name} {what} during the healthy {j.phase}: "
+                        f"{_HEALTHY}{await _expr_of(prom, alert.name)}",
+                        latency=out.elapsed_s, evidence=evidence)
     if out.error is not None or looked == 0:
         return j.result("error", f"could not watch alerts during {j.phase}: {out.error}",
                         evidence=evidence)
-    if out.last_miss:
-        evidence["note"] = out.last_miss
-    return j.result("pass", f"no alert fired during {check.window_s:.0f}s of healthy {j.phase}"
-                    + (f" ({out.last_miss})" if out.last_miss else ""), evidence=evidence)
+    if not check.evaluate_rules:
+        return j.result("pass", f"no alert pending or firing during {check.window_s:.0f}s of "
+                        f"healthy {j.phase}", evidence=evidence)
+    end = min(start + check.window_s, time.time())
+    try:
+        rules = [r for r in await prom.alerting_rules() if not watched or r.name in watched]
+        held, skipped = await _rules_that_held(prom, rules, start, end, check.window_s)
+    except BackendError as exc:
+        return j.result("error", f"could not evaluate the alerting rules over the {j.phase}: "
+                        f"{exc}", evidence=evidence)
+    evidence.update(rules_evaluated=len(rules) - len(skipped), rules_skipped=skipped,
+                    query="GET /api/v1/alerts; GET /api/v1/rules; query_range of each rule")
+    missing = sorted(watched - {r.name for r in rules})
+    if missing or not rules:
+        # a silence from rules that are not there proves nothing
+        return j.result("fail", "no alerting rule " + (f"named {', '.join(missing)} "
+                        if missing else "") + "is loaded in Prometheus: its silence during "
+                        f"the {j.phase} proves nothing", evidence=evidence)
+    if held:
+        evidence["held"] = held
+        return j.result("fail", f"{held[0]} ({_HEALTHY})"
+                        + (f"; {len(held) - 1} more rule(s) held" if len(held) > 1 else ""),
+                        evidence=evidence)
+    return j.result("pass", f"no alert pending or firing during {check.window_s:.0f}s of "
+                    f"healthy {j.phase}, and none of {len(rules) - len(skipped)} alerting "
+                    "rules' conditions held", evidence=evidence)
 
 
 async def _runbook_problem(url: str, ctx: CheckContext) -> tuple[str | None, int | None]:
@@ -181,7 +274,12 @@ async def alert_rule_check(check: AlertRuleCheck, ctx: CheckContext, j: Judge) -
         labels = rule.get("labels") or {}
         annotations = rule.get("annotations") or {}
         problems += [f"no '{name}' label" for name in check.required_labels
-                     if not labels.get(name)]
+                     if not labels.get(name) and name not in check.labels]
+        # An expected value, not just a present one: critical downgraded to info pages nobody.
+        problems += [f"{key}={labels[key]}, expected {key}={value}" if labels.get(key)
+                     else f"no '{key}' label (expected {key}={value})"
+                     for key, value in sorted(check.labels.items())
+                     if str(labels.get(key, "")) != value]
         problems += [f"no '{name}' annotation" for name in check.required_annotations
                      if not annotations.get(name)]
         runbook = annotations.get("runbook_url")
@@ -217,9 +315,10 @@ async def alert_rule_check(check: AlertRuleCheck, ctx: CheckContext, j: Judge) -
     return result
 
 
+
 async def alert_resolves_check(check: AlertResolvesCheck, ctx: CheckContext,
                                j: Judge) -> CheckResult:
-    """Having fired, the alert is neither pending nor firing within the deadline."""
+    """Having fired since the fault began, the alert is neither pending nor firing in time."""
     if ctx.prometheus is None:
         return j.result("skipped", "no prometheus backend configured")
     prom = ctx.prometheus
@@ -229,40 +328,57 @@ async def alert_resolves_check(check: AlertResolvesCheck, ctx: CheckContext,
     want = _want(check.alertname, check.labels)
     matchers = ",".join([f'alertname="{check.alertname}"', 'alertstate="firing"',
                          *(f'{k}="{v}"' for k, v in sorted(check.labels.items()))])
-    fired_query = f"max(ALERTS{{{matchers}}})"
-    evidence: dict[str, Any] = {"query": "GET /api/v1/alerts", "fired_query": fired_query,
-                                "alert": want}
-    # A resolution is only evidence if the alert fired: an alert that never fired "resolves"
-    # trivially, and that must not pass.
+    # A resolution is only evidence if the alert fired during this run: one that never
+    # fired "resolves" trivially, and that must not pass.
     since = ctx.anchors.fault_start or min(ctx.anchors.phase_start.values(), default=anchor)
-    try:
-        fired = await prom.query_range(fired_query, since - 60, time.time(), 1.0)
-    except BackendError as exc:
-        return j.result("error", f"could not look whether {want} fired: {exc}",
-                        evidence=evidence)
-    if not fired:
-        return j.result("fail", f"alert {want} never fired, so it cannot resolve (looked back "
-                        f"to {check.anchor if since == anchor else 'fault_start'} - 60s)",
-                        evidence=evidence)
+    since_name = "fault_start" if ctx.anchors.fault_start else "the run's start"
+    evidence: dict[str, Any] = {"query": "GET /api/v1/alerts", "alert": want,
+                                "fired_query": f"max_over_time(ALERTS{{{matchers}}}[<since "
+                                f"{since_name}>])"}
+    fired = False
+    still: list[ActiveAlert] = []
+
+    async def fired_since() -> bool:
+        # Every ALERTS sample written since the anchor of the run, however short-lived.
+        now = time.time()
+        window_ms = max(1, int((now - since) * 1000))
+        return bool(await prom.query_at(
+            f"max_over_time(ALERTS{{{matchers}}}[{window_ms}ms])", now))
 
     async def observe() -> Seen[bool]:
-        alerts = [a for a in await prom.alerts()
-                  if a.name == check.alertname and labels_match(a.labels, check.labels)]
-        if alerts:
+        nonlocal fired, still
+        still = [a for a in await prom.alerts()
+                 if a.name == check.alertname and labels_match(a.labels, check.labels)]
+        if still:
             return Seen(miss="still " + ", ".join(
-                f"{a.describe()} since {a.active_at}" for a in alerts))
+                f"{a.describe()} since {a.active_at}" for a in still))
+        fired = fired or await fired_since()
+        if not fired:
+            return Seen(miss=f"alert {want} never fired since {since_name}, so it cannot "
+                        "resolve")
         return Seen(True)
 
     out = await eventually(observe, timeout=j.remaining(anchor) + GRACE_S,
                            interval=ctx.poll_interval_s)
-    return j.settle(out, anchor=anchor, evidence=evidence, what=f"resolution of {want}",
-                    passed=lambda _, lat: f"alert {want} resolved {lat:.1f}s after "
-                    f"{check.anchor}")
+    result = j.settle(out, anchor=anchor, evidence=evidence, what=f"resolution of {want}",
+                      passed=lambda _, lat: f"alert {want} resolved {lat:.1f}s after "
+                      f"{check.anchor}")
+    if result.status != "fail" or out.found is not None:
+        return result
+    if still:
+        reason = await why.why_still_active(prom, still, check.alertname)
+        evidence["why"] = reason
+        return j.result("fail", f"alert {want} did not resolve within {check.deadline_s:g}s of "
+                        f"{check.anchor}: {out.last_miss}" + (f"; {reason}" if reason else ""),
+                        evidence=evidence)
+    if out.last_miss and " never fired " in out.last_miss:
+        return j.result("fail", out.last_miss, evidence=evidence)
+    return result
 
 
 async def alert_not_silenced_check(check: AlertNotSilencedCheck, ctx: CheckContext,
                                    j: Judge) -> CheckResult:
-    """The alert reaches Alertmanager in state active (not silenced, not inhibited)."""
+    """The alert reaches Alertmanager active (not silenced, not inhibited) after the anchor."""
     if ctx.alertmanager is None:
         return j.result("skipped", "no alertmanager backend configured")
     am = ctx.alertmanager
@@ -275,20 +391,19 @@ async def alert_not_silenced_check(check: AlertNotSilencedCheck, ctx: CheckConte
         alerts = [a for a in await am.alerts(check.alertname)
                   if labels_match(a.labels, check.labels)]
         active = [a for a in alerts if a.state == "active"]
+        fresh = [a for a in active if why.active_before(a, anchor) is None]
+        if fresh:
+            return Seen(fresh[0])
         if active:
-            return Seen(active[0])
+            since = why.active_before(active[0], anchor)
+            assert since is not None
+            return Seen(miss=f"{active[0].describe()} already active in Alertmanager before "
+                        f"{check.anchor} (since {why.before(since, anchor, check.anchor)}): it "
+                        "proves nothing about the fault")
         if not alerts:
-            return Seen(miss=f"alert {want} has not reached Alertmanager")
-        a = alerts[0]
-        if a.silenced_by:
-            silence = await am.silence(a.silenced_by[0])
-            return Seen(miss=f"{a.describe()} is silenced by {a.silenced_by[0]} "
-                        f"(by {silence.get('createdBy', '?')}: "
-                        f"{silence.get('comment', '')!r}, until {silence.get('endsAt')})")
-        if a.inhibited_by:
-            return Seen(miss=f"{a.describe()} is inhibited by alert(s) with fingerprint "
-                        f"{', '.join(a.inhibited_by)}")
-        return Seen(miss=f"{a.describe()} not active yet")
+            return Seen(miss=await why.not_in_alertmanager(ctx, check.alertname, check.labels))
+        return Seen(miss=await why.describe_suppression(am, alerts[0])
+                    or f"{alerts[0].describe()} not active yet")
 
     out = await eventually(observe, timeout=j.remaining(anchor) + GRACE_S,
                            interval=ctx.poll_interval_s)
@@ -298,15 +413,74 @@ async def alert_not_silenced_check(check: AlertNotSilencedCheck, ctx: CheckConte
     result = j.settle(out, anchor=anchor, evidence=evidence, what=f"active alert {want}",
                       passed=lambda a, lat: f"alert {a.describe()} active in Alertmanager, "
                       f"not silenced or inhibited, {lat:.1f}s after {check.anchor}")
-    if result.status == "fail" and out.last_miss and ("silenced" in out.last_miss
-                                                      or "inhibited" in out.last_miss):
+    if result.status == "fail" and out.found is None and out.last_miss and any(
+            word in out.last_miss for word in (" silenced by ", " inhibited by ", " already ")):
         return j.result("fail", out.last_miss, evidence=evidence)
     return result
 
 
+def _pick(rows: list[Notification], check: NotificationCheck, anchor: float,
+          fired_since: float) -> Seen[Notification]:
+    """The notification that proves the transition, or the nearest miss."""
+    name, where = check.alertname, check.anchor
+    mine = [r for r in rows if labels_match(r.labels, check.labels)]
+    fresh = [r for r in mine if r.received_at >= anchor]
+
+    def started_after(row: Notification, at: float) -> bool:
+        return row.starts_at is None or row.starts_at >= at
+
+    if check.status == "firing":
+        firing = [r for r in fresh if r.status == "firing"]
+        new = [r for r in firing if started_after(r, anchor)]
+        if new:
+            return Seen(new[0])
+        if firing:  # re-sent for an alert that was firing already (repeat, group change)
+            old = firing[0]
+            assert old.starts_at is not None
+            return Seen(miss=f"a {name} firing notification arrived "
+                        f"{old.received_at - anchor:.1f}s after {where}, but its alert started "
+                        f"at {why.before(old.starts_at, anchor, where)}: it was already firing "
+                        "before the fault")
+        # Per alert, the last word before the anchor: "firing" with no "resolved" after it
+        # says the alert was still firing then (a receiver may not send resolutions, so
+        # this says what arrived, not more).
+        last: dict[frozenset[tuple[str, str]], Notification] = {}
+        for r in sorted((r for r in mine if r.received_at < anchor), key=lambda r: r.received_at):
+            last[frozenset(r.labels.items())] = r
+        unresolved = [r for r in last.values() if r.status == "firing"]
+        if unresolved:
+            newest = max(unresolved, key=lambda r: r.received_at)
+            return Seen(miss=f"no notification for {name} since {where}; the last one before "
+                        f"{where} ({anchor - newest.received_at:.1f}s earlier) said firing and "
+                        "none resolved it")
+    else:
+        # A resolution proves recovery only if this run's alert was notified firing: a stray
+        # "resolved" (an earlier incident, a reloaded Alertmanager) proves nothing.
+        fired = [r for r in mine if r.status == "firing" and r.received_at >= fired_since
+                 and started_after(r, fired_since)]
+        resolved = [r for r in fresh if r.status == "resolved"]
+        ours = [r for r in resolved if started_after(r, fired_since)]
+        if ours and fired:
+            return Seen(ours[0])
+        if ours:
+            return Seen(miss=f"a {name} resolved notification arrived, but no firing one since "
+                        "fault_start: it proves nothing")
+        if resolved:
+            old = resolved[0]
+            assert old.starts_at is not None
+            return Seen(miss=f"a {name} resolved notification arrived, but for an alert that "
+                        f"started at {why.before(old.starts_at, fired_since, 'fault_start')}: "
+                        "not this fault's")
+    others = [r for r in rows if r.received_at >= anchor]
+    if others:
+        seen = ", ".join(f"{r.alertname} {r.status}" for r in others[:3])
+        return Seen(miss=f"received instead: {seen}")
+    return Seen(miss=f"no notification for {name} since {where}")
+
+
 async def notification_check(check: NotificationCheck, ctx: CheckContext,
                              j: Judge) -> CheckResult:
-    """The notification arrives in time; latency is its arrival time at the receiver."""
+    """A notification of a change after the anchor arrives in time (its arrival time counts)."""
     backend = ctx.notifications
     if backend is None:
         return j.result("skipped", "no notifications backend configured")
@@ -314,28 +488,15 @@ async def notification_check(check: NotificationCheck, ctx: CheckContext,
     if anchor is None:
         return j.result("skipped", f"anchor {check.anchor} did not happen")
     deadline_at = anchor + check.deadline_s
-
-    # A resolved notification proves recovery only if this run's alert was notified firing:
-    # a stray "resolved" (an earlier incident, a reloaded Alertmanager) proves nothing.
     fired_since = ctx.anchors.fault_start or min(ctx.anchors.phase_start.values(),
                                                  default=anchor)
+    rows: list[Notification] = []
 
     async def observe() -> Seen[Notification]:
-        rows = await backend.notifications(check.alertname, min(anchor, fired_since))
-        fresh = [r for r in rows if r.received_at >= anchor]
-        fired = check.status != "resolved" or any(
-            r.status == "firing" and r.received_at >= fired_since
-            and labels_match(r.labels, check.labels) for r in rows)
-        for row in fresh:
-            if row.status == check.status and labels_match(row.labels, check.labels):
-                if not fired:
-                    return Seen(miss=f"a {check.alertname} resolved notification arrived, but "
-                                "no firing one since fault_start: it proves nothing")
-                return Seen(row)
-        if fresh:
-            seen = ", ".join(f"{r.alertname} {r.status}" for r in fresh[:3])
-            return Seen(miss=f"received instead: {seen}")
-        return Seen(miss=f"no notification for {check.alertname} since {check.anchor}")
+        nonlocal rows
+        rows = await backend.notifications(
+            check.alertname, min(anchor, fired_since) - NOTIFICATION_LOOKBACK_S)
+        return _pick(rows, check, anchor, fired_since)
 
     out = await eventually(observe, timeout=deadline_at - time.time() + GRACE_S,
                            interval=ctx.poll_interval_s)
@@ -346,13 +507,14 @@ async def notification_check(check: NotificationCheck, ctx: CheckContext,
     if out.found is not None:
         row = out.found
         latency = row.received_at - anchor
-        evidence.update(receiver=row.where, labels=row.labels, received_at=row.received_at)
+        evidence.update(receiver=row.where, labels=row.labels, received_at=row.received_at,
+                        starts_at=row.starts_at)
         if row.link:
             evidence["link"] = row.link
         if latency > check.deadline_s:
             return j.result("fail", f"{check.alertname} {check.status} notification arrived "
                             f"late: {latency:.1f}s after {check.anchor} (deadline "
-                            f"{check.deadline_s:.0f}s)", latency=latency, evidence=evidence)
+                            f"{check.deadline_s:g}s)", latency=latency, evidence=evidence)
         return j.result("pass", f"{check.alertname} {check.status} notification delivered "
                         f"{latency:.1f}s after {check.anchor}", latency=latency,
                         evidence=evidence)
@@ -360,27 +522,15 @@ async def notification_check(check: NotificationCheck, ctx: CheckContext,
         return j.result("error", f"could not look for notifications: {out.error}",
                         evidence=evidence)
     evidence["nearest_miss"] = out.last_miss
-    routed = await _alertmanager_routing(ctx, check.alertname, check.labels)
-    if routed:
-        evidence["alertmanager"] = routed
+    if check.status == "resolved":
+        notified = sorted({r.where for r in rows if r.status == "firing"
+                           and r.received_at >= fired_since and r.where})
+        reason = await why.why_not_resolved(ctx, check.alertname, check.labels, notified)
+    else:
+        reason = await why.why_not_notified(ctx, check.alertname, check.labels, anchor,
+                                            check.anchor, backend.kind)
+    if reason:
+        evidence["why"] = reason
     return j.result("fail", f"no {check.alertname} {check.status} notification within "
-                    f"{check.deadline_s:.0f}s of {check.anchor}; {out.last_miss}"
-                    + (f"; {routed}" if routed else ""), evidence=evidence)
-
-
-async def _alertmanager_routing(ctx: CheckContext, alertname: str,
-                                labels: dict[str, str]) -> str | None:
-    """Where Alertmanager routed the alert: tells "never reached it" from "routed nowhere"."""
-    if ctx.alertmanager is None:
-        return None
-    try:
-        alerts = [a for a in await ctx.alertmanager.alerts(alertname)
-                  if labels_match(a.labels, labels)]
-    except BackendError:
-        return None
-    if not alerts:
-        return f"alert {alertname} has not reached Alertmanager"
-    receivers = sorted({r for a in alerts for r in a.receivers})
-    return (f"the alert reached Alertmanager ({alerts[0].state}), routed to receiver(s) "
-            f"{', '.join(receivers) or 'none'}, but no notification arrived: does the "
-            "receiver have an integration pointing here?")
+                    f"{check.deadline_s:g}s of {check.anchor}; {out.last_miss}"
+                    + (f"; {reason}" if reason else ""), evidence=evidence)

@@ -48,7 +48,8 @@ async def hygiene_check(check: HygieneCheck, ctx: CheckContext, j: Judge) -> lis
 
     def run() -> list[CheckResult]:
         with httpx.Client() as client:
-            return alert_hygiene(files, am, client, test_files=tests)
+            return alert_hygiene(files, am, client, test_files=tests,
+                                 alert_labels=check.alert_labels)
 
     results = await asyncio.to_thread(run)
     out = []

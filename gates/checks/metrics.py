@@ -8,6 +8,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+from core.errors import BackendError
 from core.waiting import Seen, eventually
 from gates.backends.prometheus import PrometheusClient, Sample
 from gates.backends.scrape import ScrapeClient
@@ -37,13 +38,29 @@ def _scraper(source: str, ctx: CheckContext) -> ScrapeClient | None:
 
 
 async def metric_check(check: MetricCheck, ctx: CheckContext, j: Judge) -> CheckResult:
-    """A PromQL condition returns a non-empty result within the deadline."""
+    """A PromQL condition returns a non-empty result within the deadline (anchored on
+    fault_start or fault_end: and it did not at the anchor's time)."""
     if ctx.metrics is None:
         return j.result("skipped", "no prometheus backend configured")
     prom = ctx.metrics
     anchor = j.anchor_time()
     if anchor is None:
         return j.result("skipped", f"anchor {check.anchor} did not happen")
+    if check.anchor in ("fault_start", "fault_end"):
+        # Transitions, not states: anchored on an event, the condition must come true after
+        # it. Evaluated at the anchor's own time, a condition that already held proves nothing.
+        try:
+            before = await prom.query_at(check.query, anchor)
+        except BackendError as exc:
+            return j.result("error", f"could not evaluate the query at {check.anchor}: {exc}",
+                            evidence={"query": check.query})
+        if before:
+            shown = [{"labels": s.labels, "value": s.value} for s in before[:5]]
+            return j.result("fail", f"condition already held before {check.anchor} (at its "
+                            f"time the query returned {len(before)} series): it proves nothing "
+                            f"about the {'fault' if check.anchor == 'fault_start' else 'recovery'}",
+                            evidence={"query": check.query, "at_anchor": shown,
+                                      "evaluated_at": anchor})
 
     async def observe() -> Seen[list[Sample]]:
         samples = await prom.query(check.query)

@@ -144,7 +144,8 @@ def test_the_library_hygiene_gate_without_rules_is_inconclusive_not_ready(
         tmp_path: Path) -> None:
     """Outside the demo nobody named the rules: could not look, never a pass."""
     config = tmp_path / "readygate.yaml"
-    config.write_text("target: {name: nothing}\n")
+    # (a config that defines nothing at all is refused before it runs: see test_input_limits)
+    config.write_text("target: {name: nothing, services: {app: 'http://127.0.0.1:9'}}\n")
     code, report = _run(config, tmp_path / "out")
     assert (code, report["verdict"]) == (2, "inconclusive")
     assert report["checks"][0]["status"] == "error"

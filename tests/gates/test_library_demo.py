@@ -47,5 +47,5 @@ def test_uptime_slo_is_ready_on_the_healthy_demo(tmp_path: Path) -> None:
     run = run_demo(tmp_path, "--gate", "uptime-slo", "--no-notify")
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     slo = [c for c in run.report["checks"] if c["signal"] == "slo"]
-    assert [c["status"] for c in slo] == ["pass"] * 3
+    assert [c["status"] for c in slo] == ["pass"]  # one objective over every journey
     assert all(c["evidence"]["runs"] >= 3 for c in slo)
