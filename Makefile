@@ -6,12 +6,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= out/demo
 
-.PHONY: demo test test-fast lint typecheck check bench os-deps venv clean
+.PHONY: demo test test-fast lint typecheck check bench os-deps venv peers clean
 
 demo: os-deps venv
 	$(BIN)/readygate demo --out $(OUT)
 
-test: os-deps venv
+# peers: the real Jaeger, VictoriaMetrics, ... built from Go modules (tests/peers); `demo` needs no Go.
+test: os-deps venv peers
 	$(BIN)/python -m pytest
 
 test-fast: venv
@@ -34,6 +35,9 @@ bench: os-deps venv
 	$(BIN)/python -m bench.probe_throughput
 	$(BIN)/python -m bench.scheduler_scale
 	$(BIN)/python -m bench.browser_overhead --runs 10
+
+peers:
+	@bash scripts/install-peers.sh
 
 os-deps:
 	@bash scripts/install-os-deps.sh

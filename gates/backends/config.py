@@ -39,7 +39,7 @@ class ScrapeOptions(HttpFields):
 BACKEND_KINDS: dict[str, set[str]] = {
     "metrics": {"prometheus", "victoriametrics", "thanos", "mimir"},
     "notifications": {"sink", "slack", "pagerduty"},
-    "logs": {"sink", "loki", "elasticsearch", "opensearch", "jsonl"},
+    "logs": {"sink", "loki", "elasticsearch", "opensearch", "jsonl", "victorialogs"},
     "traces": {"sink", "jaeger", "tempo", "zipkin"},
     "errors": {"sink", "sentry"},
 }
@@ -56,6 +56,8 @@ class SignalBackend(HttpFields):
     service_ids: list[str] = Field(default_factory=list, description="pagerduty: services")
     index: str = Field("*", description="elasticsearch/opensearch: index pattern")
     selector: str = Field('{job=~".+"}', description="loki: the LogQL stream selector")
+    logsql: str = Field("*", description="victorialogs: a LogsQL filter every look ANDs "
+                        "with its own (e.g. {service=\"web\"} or service.name:web)")
     path: str | None = Field(None, description="jsonl: a file or glob of JSON-lines files")
     organization: str | None = Field(None, description="sentry: organization slug")
     project: str | None = Field(None, description="sentry: project slug")

@@ -31,6 +31,7 @@ from gates.backends.sentry import SentryErrors
 from gates.backends.sink import SinkClient, SinkErrors, SinkLogs, SinkNotifications, SinkTraces
 from gates.backends.traces import JaegerTraces, TempoTraces, ZipkinTraces
 from gates.backends.types import ErrorsBackend, LogsBackend, NotificationsBackend, TracesBackend
+from gates.backends.victorialogs import VictoriaLogs
 
 Factory = Callable[[SignalBackend, httpx.AsyncClient, SinkClient | None], Any]
 _FACTORIES: dict[str, dict[str, Factory]] = {}
@@ -95,6 +96,8 @@ register("logs", "loki", lambda s, c, _: LokiLogs(_url(s), c, selector=s.selecto
 register("logs", "elasticsearch", _es)
 register("logs", "opensearch", _es)
 register("logs", "jsonl", lambda s, c, _: JsonLinesLogs(s.path or ""))
+register("logs", "victorialogs", lambda s, c, _: VictoriaLogs(
+    _url(s), c, logsql=s.logsql, token=_token(s), timeout_s=s.timeout_s))
 register("traces", "sink", lambda s, c, sink: SinkTraces(_need_sink("traces", sink)))
 register("traces", "jaeger", lambda s, c, _: JaegerTraces(_url(s), c, token=_token(s),
                                                           timeout_s=s.timeout_s))
