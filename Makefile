@@ -6,13 +6,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= out/demo
 
-.PHONY: demo test test-fast lint typecheck check bench os-deps venv peers clean
+.PHONY: demo test test-fast lint typecheck check bench os-deps venv peers schema-check clean
 
 demo: os-deps venv
 	$(BIN)/readygate demo --out $(OUT)
 
-# peers: the real Jaeger, VictoriaMetrics, ... built from Go modules (tests/peers); `demo` needs no Go.
-test: os-deps venv peers
+# # peers: the real Jaeger, VictoriaMetrics, ... built from Go modules (tests/peers); `demo` needs no Go.
+test: os-deps venv peers schema-check
 	$(BIN)/python -m pytest
 
 test-fast: venv
@@ -35,9 +35,18 @@ bench: os-deps venv
 	$(BIN)/python -m bench.probe_throughput
 	$(BIN)/python -m bench.scheduler_scale
 	$(BIN)/python -m bench.browser_overhead --runs 10
+	$(BIN)/python -m bench.probe_scaling
+	$(BIN)/python -m bench.shards
 
 peers:
 	@bash scripts/install-peers.sh
+
+# the Prometheus Operator CRD validators the deploy/ manifests are checked with (npm registry)
+schema-check: deploy/schema-check/node_modules/.installed
+
+deploy/schema-check/node_modules/.installed: deploy/schema-check/package-lock.json
+	npm ci --prefix deploy/schema-check --no-audit --no-fund --loglevel=error
+	@touch $@
 
 os-deps:
 	@bash scripts/install-os-deps.sh

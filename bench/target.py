@@ -6,6 +6,10 @@ A raw asyncio protocol, not http.server (its listen backlog of 5 drops bursts of
 connections, FIELD-NOTES "Small servers") and not a framework (the target must cost far
 less than the exporters it is used to measure). Keep-alive, pipelining-safe, bodies with
 Content-Length are read and ignored.
+
+``GET /-/stats`` answers ``connections requests`` (accepted so far, this request's own
+connection and request not counted), so a benchmark can state the work each client made
+the target do: a fresh connection per probe or reused ones.
 """
 
 from __future__ import annotations
@@ -19,6 +23,13 @@ BODY = b"ok\n"
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
             + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
 CLOSE_RESPONSE = RESPONSE.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
+STATS = {"connections": 0, "requests": 0}
+
+
+def _stats_response() -> bytes:
+    body = f"{STATS['connections'] - 1} {STATS['requests'] - 1}\n".encode()
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
 class _Http(asyncio.Protocol):
@@ -29,6 +40,7 @@ class _Http(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        STATS["connections"] += 1
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
@@ -45,6 +57,13 @@ class _Http(asyncio.Protocol):
             if len(self.buf) < end + 4 + length:
                 return  # the body has not all arrived yet
             self.buf = self.buf[end + 4 + length:]
+            STATS["requests"] += 1
+            if head.startswith(b"get /-/stats "):
+                self.transport.write(_stats_response())
+                STATS["connections"] -= 1
+                STATS["requests"] -= 1
+                self.transport.close()
+                return
             if b"\r\nconnection: close" in head:
                 self.transport.write(CLOSE_RESPONSE)
                 self.transport.close()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import email.utils
 import hashlib
 import json
 import os
@@ -29,11 +31,26 @@ from core.http import describe, display_url, url_secrets
 from core.redact import MASK
 from probes import jsonpath
 from probes.correlation import Correlation
-from probes.model import ProbeResult, StepResult
+from probes.model import HttpFacts, ProbeResult, StepResult
 from probes.spec import VAR_RE, Content, Expect, Extract, HttpJourney, Step
-from probes.timing import PhaseTrace, cert_expiry
+from probes.timing import PhaseTrace, cert_expiry, tls_facts
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# Parsed URLs by text: httpx.URL is immutable and parsing one costs ~20 us, twice per
+# request (the path for messages, build_request), at 1,000 runs/s (bench.scheduler_scale).
+# Bounded: templated URLs (a run id in the path) would otherwise grow it forever.
+_URLS: dict[str, httpx.URL] = {}
+_URLS_MAX = 4096
+
+
+def parsed_url(url: str) -> httpx.URL:
+    """``httpx.URL(url)``, cached."""
+    found = _URLS.get(url)
+    if found is None:
+        if len(_URLS) >= _URLS_MAX:
+            _URLS.clear()
+        found = _URLS[url] = httpx.URL(url)
+    return found
 
 class Undefined(Exception):
     """A ``{{variable}}`` has no value yet (an earlier step that sets it did not run)."""
@@ -183,6 +200,48 @@ def extract(spec: Extract, resp: httpx.Response, cookies: httpx.Cookies) -> str:
     return match.group(1) if match.re.groups else match.group(0)
 
 
+def _ip_of(addr: Any) -> str | None:
+    if isinstance(addr, tuple | list) and addr:
+        return str(addr[0])
+    return None
+
+
+def http_facts(resp: httpx.Response, trace: PhaseTrace, problem: str | None) -> HttpFacts:
+    """blackbox's view of an answered request (version, lengths, redirects, address, TLS)."""
+    try:
+        version = float(resp.http_version.removeprefix("HTTP/"))
+    except ValueError:
+        version = 0.0
+    length = -1
+    if "chunked" not in resp.headers.get("transfer-encoding", "").lower():
+        try:
+            length = int(resp.headers.get("content-length", "-1"))
+        except ValueError:
+            length = -1
+    if resp.status_code in (204, 304):
+        length = 0
+    modified = None
+    if "last-modified" in resp.headers:
+        try:
+            modified = float(int(email.utils.parsedate_to_datetime(
+                resp.headers["last-modified"]).timestamp()))
+        except (TypeError, ValueError, IndexError):
+            modified = None
+    stream = resp.extensions.get("network_stream")
+    addr = trace.server_addr
+    tls = trace.tls
+    if stream is not None and (addr is None or (tls is None and resp.url.scheme == "https")):
+        # a reused keep-alive connection: no connect events this time, ask the stream
+        with contextlib.suppress(Exception):
+            addr = addr or stream.get_extra_info("server_addr")
+            tls = tls or tls_facts(stream.get_extra_info("ssl_object"))
+    regex = problem is not None and problem.startswith(("body does not match", "header "))
+    return HttpFacts(version=version, content_length=length, body_length=len(resp.content),
+                     redirects=len(resp.history), last_modified=modified, ip=_ip_of(addr),
+                     resolve_s=trace.resolve_s if "connect_tcp.complete" in trace.marks
+                     else None, tls=tls, failed_due_to_regex=regex)
+
+
 class HttpRun:
     """One run of one HTTP journey."""
 
@@ -254,14 +313,15 @@ class HttpRun:
         except Undefined as exc:
             if after_failure:
                 return self._record(StepResult(name, step.method, step.url, None, 0.0, "", True,
-                                               None, attempts=0, skipped=True))
+                                               None, attempts=0, skipped=True,
+                                               cleanup=step.always))
             return self._record(StepResult(
                 name, step.method, step.url, None, 0.0, "", False,
-                f"{name}: variable '{exc}' has no value", attempts=0))
+                f"{name}: variable '{exc}' has no value", attempts=0, cleanup=step.always))
         except OSError as exc:
             return self._record(StepResult(name, step.method, step.url, None, 0.0, "", False,
                                            f"{name}: cannot read body file: {exc.strerror}",
-                                           attempts=0))
+                                           attempts=0, cleanup=step.always))
         return self._record(await self._send(name, step, url, headers, params, body))
 
     def _record(self, result: StepResult) -> StepResult:
@@ -273,7 +333,8 @@ class HttpRun:
         policy = step.retry or self.spec.retry
         timeout = step.timeout_s or self.spec.timeout_s
         method = step.method.upper()
-        path = httpx.URL(url).path or "/"
+        target = parsed_url(url)
+        path = target.path or "/"
         shown = self.state.scrub(display_url(url.split("?", 1)[0]))
         where = f"{name}: {method} {path}"
         start = time.perf_counter()
@@ -284,7 +345,7 @@ class HttpRun:
             trace = PhaseTrace()
             # Correlation headers win: every request must carry readygate's ids.
             request = self.client.build_request(
-                method, url, headers={**headers, **corr_headers}, params=params or None,
+                method, target, headers={**headers, **corr_headers}, params=params or None,
                 timeout=timeout, extensions={"trace": trace}, **body)
             # The client's jar is shared by concurrent journeys; this run sends only its own.
             if "cookie" in request.headers:
@@ -323,7 +384,8 @@ class HttpRun:
         suffix = f" (after {attempt} attempts)" if attempt > 1 else ""
         common: dict[str, Any] = {"attempts": attempt, "phases": trace.phases(),
                                   "ttfb_s": trace.ttfb(),
-                                  "traceparent": corr_headers["traceparent"]}
+                                  "traceparent": corr_headers["traceparent"],
+                                  "cleanup": step.always}
         if resp is None:
             assert failure is not None
             return StepResult(name, method, shown, None, total, request_id, False,
@@ -333,8 +395,11 @@ class HttpRun:
             # response adapters for a response without them costs ~50 us per request.
             if "set-cookie" in r.headers or "set-cookie2" in r.headers:
                 self.state.cookies.extract_cookies(r)
-        common["tls_cert_expiry"] = cert_expiry(resp)
         problem = check(step.expect, resp, elapsed, self.state)
+        facts = http_facts(resp, trace, problem)
+        common["http"] = facts
+        common["tls_cert_expiry"] = (facts.tls.earliest_expiry if facts.tls is not None
+                                     else cert_expiry(resp))
         if problem is None:
             for var, spec in step.extract.items():
                 try:

@@ -1,9 +1,16 @@
 """Probe results as Prometheus metrics: blackbox_exporter's names plus readygate's own.
 
-blackbox_exporter names (``probe_success``, ``probe_duration_seconds``,
-``probe_http_duration_seconds{phase}``, ``probe_http_status_code``, ``probe_http_ssl``,
-``probe_ssl_earliest_cert_expiry``) carry a ``journey`` label, so dashboards and alerts
-written for blackbox work with a ``journey`` filter. readygate's own series are per step
+A journey answers blackbox_exporter's http series (``probe_success``,
+``probe_duration_seconds``, ``probe_http_duration_seconds{phase}``,
+``probe_http_status_code``, ``probe_http_version``, ``probe_http_content_length``,
+``probe_http_uncompressed_body_length``, ``probe_http_redirects``,
+``probe_http_last_modified_timestamp_seconds``, ``probe_failed_due_to_regex``,
+``probe_ip_protocol``, ``probe_ip_addr_hash``, ``probe_dns_lookup_time_seconds``,
+``probe_http_ssl`` and the ``probe_ssl_*`` / ``probe_tls_version_info`` series) with a
+``journey`` label, so dashboards and alerts written for blackbox work with a ``journey``
+filter. Phases are summed over the steps; the rest describe one step, the one blackbox's
+single request stands for (:attr:`ProbeResult.status_step`: the first failing step, else
+the last step that is not a clean-up). readygate's own series are per step
 (``readygate_step_*``), per journey run (counters, a duration histogram, schedule
 lateness), Web Vitals of browser journeys, and ``readygate_probe_info`` joining a journey
 and step to its target and location.
@@ -11,16 +18,21 @@ and step to its target and location.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import threading
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from core import redact
 from core.http import display_url
+from probes.blackbox.net import ip_hash
+from probes.exposition import generate
 from probes.journeys import Journey
 from probes.model import ProbeResult
 
@@ -36,11 +48,33 @@ RESULT_FAMILIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("probe_duration_seconds", "How long the journey's last run took.", ("journey",)),
     ("probe_http_duration_seconds", "Client-side HTTP phase time of the last run, "
      "summed over its requests.", ("journey", "phase")),
-    ("probe_http_status_code", "Status of the last answered request (0: none).",
+    ("probe_http_status_code", "Status of the journey's meaningful request: its first "
+     "failing step, else its last step that is not a clean-up (0: none).", ("journey",)),
+    ("probe_http_version", "HTTP version of that request's response (0: none).",
      ("journey",)),
-    ("probe_http_ssl", "Whether the last run's requests used TLS.", ("journey",)),
+    ("probe_http_content_length", "Content-Length of that response (-1: not announced).",
+     ("journey",)),
+    ("probe_http_uncompressed_body_length", "Bytes of that response's body, decoded.",
+     ("journey",)),
+    ("probe_http_redirects", "Redirects that request followed.", ("journey",)),
+    ("probe_http_last_modified_timestamp_seconds", "Last-Modified of that response "
+     "(Unix time).", ("journey",)),
+    ("probe_failed_due_to_regex", "Whether a body or header regular expression failed "
+     "that step.", ("journey",)),
+    ("probe_ip_protocol", "IP version of that request's address (0: unknown).",
+     ("journey",)),
+    ("probe_ip_addr_hash", "FNV-1a hash of that request's address (0: unknown).",
+     ("journey",)),
+    ("probe_dns_lookup_time_seconds", "Name lookup time of that request's connection.",
+     ("journey",)),
+    ("probe_http_ssl", "Whether that request used TLS.", ("journey",)),
     ("probe_ssl_earliest_cert_expiry", "Earliest server certificate expiry seen "
      "(Unix time).", ("journey",)),
+    ("probe_ssl_last_chain_expiry_timestamp_seconds", "Expiry of the verified chain of "
+     "that request (Unix time).", ("journey",)),
+    ("probe_tls_version_info", "TLS version of that request.", ("journey", "version")),
+    ("probe_ssl_last_chain_info", "The server's leaf certificate, as labels.",
+     ("journey", "fingerprint_sha256", "subject", "issuer", "subjectalternative")),
     ("readygate_journey_retried", "Whether the last run needed a retry.", ("journey",)),
     ("readygate_journey_last_run_timestamp_seconds", "When the last run started.",
      ("journey",)),
@@ -71,9 +105,10 @@ def result_samples(results: Iterable[ProbeResult]) -> Samples:
         g["probe_duration_seconds"].append(((j,), r.duration_s))
         for phase, seconds in sorted(r.phases.items()):
             g["probe_http_duration_seconds"].append(((j, phase), seconds))
-        g["probe_http_status_code"].append(((j,), float(r.last_status or 0)))
         if r.kind == "http":
-            g["probe_http_ssl"].append(((j,), 1.0 if r.target.startswith("https:") else 0.0))
+            _http_samples(g, r)
+        else:
+            g["probe_http_status_code"].append(((j,), float(r.last_status or 0)))
         if r.tls_cert_expiry is not None:
             g["probe_ssl_earliest_cert_expiry"].append(((j,), r.tls_cert_expiry))
         g["readygate_journey_retried"].append(((j,), 1.0 if r.retried else 0.0))
@@ -98,6 +133,46 @@ def result_samples(results: Iterable[ProbeResult]) -> Samples:
     return g
 
 
+@functools.lru_cache(maxsize=4096)
+def _address(ip: str) -> tuple[float, float]:
+    """(IP version, FNV-1a hash) of an address; (0, 0) for what is not one."""
+    try:
+        parsed = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return 0.0, 0.0
+    return float(parsed.version), ip_hash(parsed.packed)
+
+
+def _http_samples(g: Samples, r: ProbeResult) -> None:
+    """blackbox's http series of an HTTP journey, from its meaningful step."""
+    j = (r.journey,)
+    step = r.status_step
+    facts = step.http if step is not None else None
+    g["probe_http_status_code"].append((j, float(step.status or 0) if step else 0.0))
+    g["probe_http_version"].append((j, facts.version if facts else 0.0))
+    g["probe_http_content_length"].append((j, float(facts.content_length) if facts else 0.0))
+    g["probe_http_uncompressed_body_length"].append((j, float(facts.body_length)
+                                                     if facts else 0.0))
+    g["probe_http_redirects"].append((j, float(facts.redirects) if facts else 0.0))
+    if facts is not None and facts.last_modified is not None:
+        g["probe_http_last_modified_timestamp_seconds"].append((j, facts.last_modified))
+    g["probe_failed_due_to_regex"].append((j, 1.0 if facts and facts.failed_due_to_regex
+                                           else 0.0))
+    protocol, hashed = _address(facts.ip) if facts is not None and facts.ip else (0.0, 0.0)
+    g["probe_ip_protocol"].append((j, protocol))
+    g["probe_ip_addr_hash"].append((j, hashed))
+    if facts is not None and facts.resolve_s is not None:
+        g["probe_dns_lookup_time_seconds"].append((j, facts.resolve_s))
+    tls = facts.tls if facts is not None else None
+    ssl = tls is not None if facts is not None else r.target.startswith("https:")
+    g["probe_http_ssl"].append((j, 1.0 if ssl else 0.0))
+    if tls is not None:
+        g["probe_ssl_last_chain_expiry_timestamp_seconds"].append((j, tls.chain_expiry))
+        g["probe_tls_version_info"].append(((r.journey, tls.version), 1.0))
+        g["probe_ssl_last_chain_info"].append(((r.journey, tls.fingerprint, tls.subject,
+                                                tls.issuer, tls.sans), 1.0))
+
+
 def result_families(results: Iterable[ProbeResult]) -> list[Metric]:
     """Gauges describing the latest result of each journey."""
     samples = result_samples(results)
@@ -120,6 +195,7 @@ class ProbeMetrics(Collector):
         self._lock = threading.Lock()
         self._latest: dict[str, ProbeResult] = {}
         self._lateness: dict[str, float] = {}
+        self._series: dict[str, tuple[Any, Any, Any, Any]] = {}
         self.registry = CollectorRegistry()
         self.registry.register(self)
         self.runs = Counter("readygate_journey_runs", "Journey runs by result.",
@@ -145,10 +221,19 @@ class ProbeMetrics(Collector):
         """Record one finished run."""
         with self._lock:
             self._latest[result.journey] = result
-        self.runs.labels(result.journey, "success" if result.success else "failure").inc()
+        # The journey's series, looked up once: labels() costs ~7 us a call, three per run
+        # at 1,000 runs/s (bench.scheduler_scale).
+        series = self._series.get(result.journey)
+        if series is None:
+            series = self._series[result.journey] = (
+                self.runs.labels(result.journey, "success"),
+                self.runs.labels(result.journey, "failure"),
+                self.retried_runs.labels(result.journey),
+                self.durations.labels(result.journey))
+        (series[0] if result.success else series[1]).inc()
         if result.retried:
-            self.retried_runs.labels(result.journey).inc()
-        self.durations.labels(result.journey).observe(result.duration_s)
+            series[2].inc()
+        series[3].observe(result.duration_s)
 
     def started(self, journey: str, scheduled: float, actual: float) -> None:
         """Record how late a run started against its schedule."""
@@ -183,7 +268,9 @@ class ProbeMetrics(Collector):
 
     def render(self) -> bytes:
         """The text exposition of every metric."""
-        return redact.scrub(generate_latest(self.registry).decode()).encode()
+        # probes.exposition.generate: generate_latest's bytes at a fraction of its CPU
+        # (a render shares the GIL with the event loop starting runs; BENCHMARKS.md 5).
+        return redact.scrub(generate(self.registry)).encode()
 
 
 def _label_value(value: str) -> str:

@@ -6,6 +6,46 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+@dataclass(frozen=True, slots=True)
+class TlsFacts:
+    """What blackbox_exporter reports of a TLS connection (its ``probe_ssl_*`` series)."""
+
+    version: str
+    """``TLS 1.2``, ``TLS 1.3`` ... (blackbox's label values)."""
+    earliest_expiry: float
+    """The earliest notAfter of the certificates the server sent (Unix time)."""
+    chain_expiry: float
+    """The earliest notAfter in the verified chain; Go's zero time when unverified."""
+    fingerprint: str
+    """SHA-256 of the leaf certificate (DER), hex."""
+    subject: str
+    issuer: str
+    sans: str
+    """The leaf's DNS names, comma-separated."""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpFacts:
+    """What an answered request showed, for blackbox_exporter's ``probe_http_*`` series."""
+
+    version: float
+    """1.1, 1.0, 2.0."""
+    content_length: int
+    """The Content-Length header; -1 when the length was not announced (chunked, close)."""
+    body_length: int
+    """Bytes of the body after decoding (gzip and friends)."""
+    redirects: int
+    last_modified: float | None = None
+    """The Last-Modified header as Unix time, when there is one."""
+    ip: str | None = None
+    """The address the request went to (when the client saw it)."""
+    resolve_s: float | None = None
+    """The name lookup of a fresh connection (0 for an IP literal; None: not measured)."""
+    tls: TlsFacts | None = None
+    failed_due_to_regex: bool = False
+    """A body or header regular expression failed the step."""
+
+
 @dataclass(frozen=True)
 class StepResult:
     """One step of a journey: an HTTP request (after retries) or a browser action."""
@@ -26,6 +66,10 @@ class StepResult:
     """The server certificate's notAfter (Unix time), for https."""
     traceparent: str | None = None
     skipped: bool = False
+    cleanup: bool = False
+    """The step runs even after a failure (``always: true``): clean-up, not the check."""
+    http: HttpFacts | None = None
+    """The answered request's facts (HTTP steps that got a response)."""
 
     @property
     def retried(self) -> bool:
@@ -91,11 +135,28 @@ class ProbeResult:
 
     @property
     def last_status(self) -> int | None:
-        """The status of the last step that got an answer (blackbox's probe_http_status_code)."""
+        """The status of the last step that got an answer."""
         for step in reversed(self.steps):
             if step.status is not None and not step.skipped:
                 return step.status
         return None
+
+    @property
+    def status_step(self) -> StepResult | None:
+        """The step a journey's ``probe_http_*`` series describe (blackbox has one request).
+
+        The first step that failed (why the journey failed), else the last step that ran
+        and is not a clean-up (``always``) step, else the last step that ran: an upload
+        journey that passed reports its read-back, not its DELETE.
+        """
+        ran = [s for s in self.steps if not s.skipped]
+        for step in ran:
+            if not step.ok:
+                return step
+        for step in reversed(ran):
+            if not step.cleanup:
+                return step
+        return ran[-1] if ran else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"journey": self.journey, "kind": self.kind, "target": self.target,

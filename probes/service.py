@@ -11,10 +11,8 @@ import asyncio
 import gc
 import html
 import sys
-import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
-from dataclasses import replace
+from contextlib import asynccontextmanager
 
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -25,19 +23,13 @@ from starlette.routing import Route
 
 from core import redact
 from core.http import ConnectOptions
-from probes.journeys import Journey, timed_out
-from probes.metrics import ProbeMetrics, render_single
+from probes.blackbox.config import Module
+from probes.endpoint import ExporterApp, ProbeEndpoint
+from probes.journeys import Journey
+from probes.metrics import ProbeMetrics
+from probes.pool import Exposition, WorkerUnavailable
 from probes.scheduler import ProbeScheduler
-from probes.spec import HttpJourney, Step
 from probes.transport import lean_client
-
-# Prometheus sends its scrape timeout; answer a little before it, as blackbox does.
-TIMEOUT_OFFSET_S = 0.5
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    u = httpx.URL(url)
-    return u.scheme, u.host, u.port
 
 
 def _freeze_gc() -> None:
@@ -45,25 +37,31 @@ def _freeze_gc() -> None:
     gc.freeze()
 
 
-def http_2xx_module() -> Journey:
-    """blackbox's ``http_2xx``: GET the target URL itself, expect any 2xx."""
-    spec = HttpJourney(steps=[Step(name="get", url="{{base_url}}")])
-    return Journey("http_2xx", spec, "", 30.0)
-
-
 def create_app(journeys: Sequence[Journey], *, location: str, max_concurrency: int = 32,
                client: httpx.AsyncClient | None = None, freeze_gc: bool = False,
-               http: ConnectOptions | None = None) -> Starlette:
+               http: ConnectOptions | None = None, blackbox: dict[str, Module] | None = None,
+               probe_keepalive: bool = False, scheduled: Sequence[Journey] | None = None,
+               exposition: Exposition | None = None) -> Starlette:
     """The exporter app; its lifespan runs the schedules.
 
     ``http`` (``probes.http``): TLS and proxies for journeys without a ``tls:`` of their own.
 
     ``freeze_gc`` (for a process that serves nothing else): once every journey has run,
     move what exists then out of the cyclic GC's reach (``gc.freeze``).
+
+    ``blackbox``: the modules of a blackbox.yml for ``/probe`` (default: blackbox's
+    ``http_2xx``); ``probe_keepalive``: ``/probe`` journeys reuse connections
+    (``probes.endpoint``).
+
+    ``scheduled``: the journeys this process runs and exports (a worker's or a shard's
+    share, ``probes.sharding``; default all); every journey stays a ``/probe`` module.
+    ``exposition``: how ``/metrics`` joins sibling workers and adds fleet labels
+    (``probes.pool``; default this process's registry as it is).
     """
+    journeys_all, journeys = journeys, list(journeys if scheduled is None else scheduled)
     metrics = ProbeMetrics(journeys, location)
-    modules = {j.name: j for j in journeys}
-    modules.setdefault("http_2xx", http_2xx_module())
+    probe = ProbeEndpoint(journeys_all, blackbox, http=http, keepalive=probe_keepalive,
+                          max_connections=max(64, max_concurrency * 4))
     state: dict[str, ProbeScheduler] = {}
     options = http  # inside the lifespan, `http` is the client
 
@@ -79,6 +77,8 @@ def create_app(journeys: Sequence[Journey], *, location: str, max_concurrency: i
                                        max_concurrency=max_concurrency,
                                        on_start=metrics.started, http=options)
             state["scheduler"] = scheduler
+            if exposition is not None:
+                await exposition.start(metrics.render)
             scheduler.start()
             freeze: asyncio.TimerHandle | None = None
             if freeze_gc:
@@ -95,47 +95,31 @@ def create_app(journeys: Sequence[Journey], *, location: str, max_concurrency: i
                 if freeze is not None:
                     freeze.cancel()
                 await scheduler.stop()
+                await probe.aclose()
+                if exposition is not None:
+                    await exposition.close()
                 # uvicorn re-raises SIGTERM after its graceful shutdown (exit status -15);
                 # this line is how a supervisor or a test tells a clean stop from a crash.
                 sys.stderr.write(f"readygate probe serve: stopped cleanly "
                                  f"({len(journeys)} journeys)\n")
                 sys.stderr.flush()
 
-    def metrics_page(request: Request) -> Response:
-        # A plain function, so Starlette renders in its thread pool: with 1,000 journeys a
-        # render takes ~100 ms, which on the event loop would start every run due in that
-        # time late (bench.scheduler_scale); in a thread the loop gets the GIL every 5 ms.
-        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
-
-    async def probe(request: Request) -> Response:
-        target = request.query_params.get("target")
-        module = request.query_params.get("module", "http_2xx")
-        if not target:
-            return PlainTextResponse("Target parameter is missing", status_code=400)
-        if module not in modules:
-            return PlainTextResponse(f"Unknown module {module!r}", status_code=400)
-        journey = modules[module]
-        spec = journey.spec
-        has_secrets = (bool(spec.secrets)
-                       or any(isinstance(s, Step) and s.basic_auth is not None
-                              for s in spec.steps))
-        if has_secrets and _origin(target) != _origin(journey.base_url):
-            # Never send a journey's credentials to a host the scrape request names.
-            return PlainTextResponse(f"module {module!r} carries credentials and may only "
-                                     "probe its configured target", status_code=403)
-        one = replace(journey, base_url=target)
-        bound = one.run_timeout_s
-        header = request.headers.get("x-prometheus-scrape-timeout-seconds")
-        if header:
-            with suppress(ValueError):
-                bound = min(bound, max(0.1, float(header) - TIMEOUT_OFFSET_S))
-        scheduler = state["scheduler"]
-        try:
-            async with asyncio.timeout(bound):  # not wait_for: no extra Task per probe
-                result = await scheduler.run_once(one)
-        except TimeoutError:
-            result = timed_out(one, time.time() - bound, bound)
-        return Response(render_single(result), media_type=CONTENT_TYPE_LATEST)
+    async def metrics_page(request: Request) -> Response:
+        # Rendered in a thread: with 1,000 journeys a render takes tens of milliseconds,
+        # which on the event loop would start every run due in that time late
+        # (bench.scheduler_scale); in a thread the loop gets the GIL every 5 ms.
+        if exposition is None:
+            body = await asyncio.to_thread(metrics.render)
+        else:
+            try:
+                body = await exposition.page(metrics.render)
+            except WorkerUnavailable as exc:
+                # Better no scrape (up == 0) than a scrape missing a worker's journeys.
+                return PlainTextResponse(f"{exc}\n", status_code=503)
+            if exposition.sockets:  # which worker merged this answer (operators, tests)
+                return Response(body, media_type=CONTENT_TYPE_LATEST,
+                                headers={"x-readygate-worker": str(exposition.worker)})
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def healthy(request: Request) -> Response:
         return PlainTextResponse("Healthy")
@@ -152,7 +136,8 @@ def create_app(journeys: Sequence[Journey], *, location: str, max_concurrency: i
             f"<table><tr><th>journey</th><th>result</th><th>duration</th><th>error</th></tr>"
             f"{rows}</table></body></html>")
 
-    return Starlette(routes=[
+    # /probe goes straight to its endpoint (ExporterApp); its Route stays for the router.
+    return ExporterApp(probe, routes=[
         Route("/", index), Route("/metrics", metrics_page), Route("/probe", probe),
         Route("/-/healthy", healthy),
     ], lifespan=lifespan)

@@ -142,9 +142,12 @@ def test_probe_serve_metrics_probe_endpoint_and_clean_sigterm(demo: Demo,
     probe = httpx.get(url + "/probe", params={"target": web, "module": "health"}, timeout=10)
     assert probe.status_code == 200
     assert metric(probe.text, 'probe_success{journey="health"}') == 1.0
+    assert metric(probe.text, 'probe_http_version{journey="health"}') == 1.1
+    # http_2xx is blackbox's own module: its series, no journey label, no retry of a refusal
     down = httpx.get(url + "/probe", params={"target": "http://127.0.0.1:9", "module": "http_2xx"},
                      timeout=10)
-    assert metric(down.text, 'probe_success{journey="http_2xx"}') == 0.0
+    assert metric(down.text, "probe_success ") == 0.0
+    assert metric(down.text, "probe_duration_seconds ") < 0.1
     # a module with credentials never follows a target the scrape names
     refused = httpx.get(url + "/probe", params={"target": "http://127.0.0.1:9",
                                                 "module": "upload-api"}, timeout=10)

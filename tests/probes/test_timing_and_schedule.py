@@ -99,7 +99,9 @@ def test_https_timings_by_phase_and_the_certificate_expiry(https_server: tuple[s
     result = run_one(GET_TWICE, url, ssl.create_default_context(cafile=str(cert)))
     assert result.success, result.error
     first, second = result.steps
-    assert set(first.phases) == {"connect", "tls", "processing", "transfer"}
+    # an IP literal: the resolve phase is there, and 0 (no lookup happened)
+    assert set(first.phases) == {"resolve", "connect", "tls", "processing", "transfer"}
+    assert first.phases["resolve"] == 0.0
     assert first.phases["tls"] > 0 and first.ttfb_s is not None
     assert first.ttfb_s >= first.phases["tls"]
     # keep-alive: the second request reuses the connection, so no connect or TLS phase
@@ -111,6 +113,11 @@ def test_https_timings_by_phase_and_the_certificate_expiry(https_server: tuple[s
     assert float(expiry.rsplit(" ", 1)[1]) == not_after.timestamp()
     assert 'probe_http_ssl{journey="tls"} 1.0' in text
     assert 'probe_http_duration_seconds{journey="tls",phase="tls"}' in text
+    # blackbox's TLS series, from the meaningful (last) step's connection
+    assert 'probe_tls_version_info{journey="tls",version="TLS 1.3"} 1.0' in text
+    assert 'probe_ssl_last_chain_info{fingerprint_sha256="' in text
+    assert 'probe_http_version{journey="tls"} 1.1' in text
+    assert 'probe_ip_protocol{journey="tls"} 4.0' in text
 
 
 def test_certificate_expiry_is_read_even_without_verification(

@@ -412,7 +412,7 @@ def test_a_journey_gives_the_same_results_and_phases(loop: str) -> None:
     want, got = both(loop, fn)
     assert got == want
     ok = got[0]
-    assert ok[4] == ["connect", "processing", "transfer"] and ok[5]
+    assert ok[4] == ["connect", "processing", "resolve", "transfer"] and ok[5]
     assert got[1][4] == ["processing", "transfer"]  # keep-alive: no connect phase
     assert "RemoteProtocolError" in got[3][6] and "(after 2 attempts)" in got[4][6]
 
