@@ -149,8 +149,14 @@ def unknown_journey(name: str, catalog: Catalog) -> str:
     close = difflib.get_close_matches(name, catalog.names, n=1)
     if close:
         return f"no journey named {name!r} (did you mean {close[0]!r}?)"
-    defined = ", ".join(catalog.names) or "none: add journeys or probes.journeys_file"
+    defined = shown_names(catalog.names) or "none: add journeys or probes.journeys_file"
     return f"no journey named {name!r} (defined: {defined})"
+
+
+def shown_names(names: list[str], at_most: int = 10) -> str:
+    """Names for a one-line message: the first few, then how many more."""
+    more = len(names) - at_most
+    return ", ".join(names[:at_most]) + (f" and {more} more" if more > 0 else "")
 
 
 def with_credentials(journey: HttpJourney | BrowserJourney, username: str | None,

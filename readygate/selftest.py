@@ -13,7 +13,6 @@ holds (``readygate selftest --write-docs docs/selftest.md``).
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +48,29 @@ def _unreachable_threshold(rules: str) -> str:
     return rules.replace("> 0.05", "> 1.5")
 
 
+SABOTAGE_DIR = Path(__file__).resolve().parents[1] / "demo" / "rules" / "sabotage"
+"""Rules and Alertmanager configs made broken on purpose (each file says how it is caught)."""
+
+LEAK_PASSWORD = 'Sélf "test" p&ss+%20 \\ wörd'
+"""The base of the secret-leak runs' passwords: URL-, JSON-, base64- and HTML-encoded it
+differs from itself, so a raw substring search would miss every encoded leak. Registered for
+redaction before any run, like a configured secret."""
+
+
+def _leak(knob: str) -> str:
+    # Each leak run has a password of its own: the scan covers the logs of the last hour
+    # (lookback_s), so an earlier run's leak must neither catch this run's defect for it nor
+    # fail a later healthy run, which looks for the configured password only.
+    return f"{LEAK_PASSWORD} {knob.removeprefix('leak_password').strip('_') or 'raw'}"
+
+
+def _sabotage_file(name: str) -> Callable[..., str]:
+    """A rules file (called with the demo's rules) or Alertmanager config (no argument)."""
+    def text(*_ignored: str) -> str:
+        return (SABOTAGE_DIR / name).read_text(encoding="utf-8")
+    return text
+
+
 def _routing_to_nowhere() -> str:
     # A receiver without integrations: Alertmanager accepts the alert and tells nobody.
     return str(yaml.safe_dump({
@@ -69,6 +91,8 @@ class Variant:
     rules: Callable[[str], str] | None = None
     alertmanager: Callable[[], str] | None = None
     how: str = ""                     # how the defect is made, for the table
+    silence: str | None = None        # an alertname silenced in Alertmanager during the run
+    password: str | None = None       # web's and the journeys' password for this run
 
 
 DEFECTS: tuple[Variant, ...] = (
@@ -79,8 +103,33 @@ DEFECTS: tuple[Variant, ...] = (
             "its condition never held", rules=_unreachable_threshold,
             how="HighErrorRate ratio `> 1.5`"),
     Variant("routing_to_nowhere", "Alertmanager routes to nowhere", "notification",
-            "routed to receiver(s) nowhere", alertmanager=_routing_to_nowhere,
+            "which has no integration", alertmanager=_routing_to_nowhere,
             how="receiver without integrations"),
+    Variant("already_firing", "alert already firing before the fault", "alert",
+            "already firing before fault_start (active since",
+            rules=_sabotage_file("already-firing.yml"),
+            how="`demo/rules/sabotage/already-firing.yml` (fires on any traffic)"),
+    Variant("severity_downgraded", "alert severity downgraded critical → info", "alert_rule",
+            "severity=info, expected severity=critical",
+            rules=_sabotage_file("severity-downgraded.yml"),
+            how="`demo/rules/sabotage/severity-downgraded.yml`"),
+    Variant("no_resolved_notification", "Alertmanager never sends resolved", "notification",
+            "does not send resolved notifications",
+            alertmanager=_sabotage_file("alertmanager-no-resolved.yml"),
+            how="`demo/rules/sabotage/alertmanager-no-resolved.yml` (`send_resolved: false`)"),
+    Variant("alert_never_resolves", "alert never resolves", "alert_resolves",
+            "keep_firing_for: 1h keeps it firing", rules=_sabotage_file("keep-firing.yml"),
+            how="`demo/rules/sabotage/keep-firing.yml` (`keep_firing_for: 1h`)"),
+    Variant("pending_in_baseline", "critical alert pending on the healthy system", "no_alert",
+            "was pending", rules=_sabotage_file("pending-in-baseline.yml"),
+            how="`demo/rules/sabotage/pending-in-baseline.yml` (`for: 1m` hides it)"),
+    Variant("alert_inhibited", "alert inhibited by another alert", "notification",
+            "is inhibited by ServerErrorsSeen{", rules=_sabotage_file("inhibiting.yml"),
+            alertmanager=_sabotage_file("alertmanager-inhibited.yml"),
+            how="`demo/rules/sabotage/inhibiting.yml` + `alertmanager-inhibited.yml`"),
+    Variant("alert_silenced", "alert silenced in Alertmanager", "notification",
+            "is silenced by silence", silence="HighErrorRate",
+            how="a silence on `alertname=HighErrorRate` for the run"),
     Variant("no_propagation", "trace context not propagated web → storage", "trace",
             "missing storage", sabotage=("no_propagation",)),
     Variant("no_trace_ids_in_logs", "logs without trace ids", "logs", "trace id",
@@ -90,7 +139,22 @@ DEFECTS: tuple[Variant, ...] = (
     Variant("drop_route_label", "required metric label missing", "metric_contract",
             "lack label 'route'", sabotage=("drop_route_label",)),
     Variant("leak_password", "demo password leaks into the logs", "secret_leak",
-            "secret leaked into the logs", sabotage=("leak_password",)),
+            "secret leaked into the logs", sabotage=("leak_password",),
+            password=_leak("leak_password")),
+    Variant("leak_password_url", "password logged URL-encoded (form body, query string)",
+            "secret_leak", "(url-encoded)", sabotage=("leak_password_url",),
+            password=_leak("leak_password_url")),
+    Variant("leak_password_basic", "password logged in a Basic Authorization header",
+            "secret_leak", "(base64)", sabotage=("leak_password_basic",),
+            password=_leak("leak_password_basic")),
+    Variant("leak_password_json", "password logged in an escaped JSON body", "secret_leak",
+            "(escaped)", sabotage=("leak_password_json",), password=_leak("leak_password_json")),
+    Variant("leak_password_split", "password logged split over two fields", "secret_leak",
+            "pw_head", sabotage=("leak_password_split",),
+            password=_leak("leak_password_split")),
+    Variant("leak_password_startup", "password in a config dump at start-up", "secret_leak",
+            "web config", sabotage=("leak_password_startup",),
+            password=_leak("leak_password_startup")),
     Variant("ready_always_200", "readiness endpoint always says 200", "health",
             "/health/ready answers 200", sabotage=("ready_always_200",)),
     Variant("no_error_reporting", "error reporting switched off", "error_event", "error event",
@@ -143,6 +207,9 @@ def selftest_config(config: Config, gate: str, *, fast: bool) -> Config:
         elif check["signal"] in ("alert", "notification"):
             check["deadline_s"] = FAST["resolved" if check.get("status") == "resolved"
                                        else "alert"]
+        elif check["signal"] == "alert_resolves":
+            # the alert resolves with the resolved notification: the rate window must empty
+            check["deadline_s"] = FAST["resolved"]
         else:
             check["deadline_s"] = min(check["deadline_s"], FAST["other"])
     gates = {**config.gates, gate: type(config.gates[gate]).model_validate(data)}
@@ -174,6 +241,12 @@ async def run_selftest(config: Config, gate: str, out_dir: Path, *, healthy_runs
     """
     import asyncio
 
+    from core.scratch import sweep_stale
+
+    # a SIGKILLed selftest's stack directory (unscrubbed logs, the sink's database) goes now
+    sweep_stale()
+    # registered before any run, so every report and copied log masks it in every encoding
+    redact.register(*{d.password for d in DEFECTS if d.password})
     config = selftest_config(config, gate, fast=fast)
     variants = [v for v in plan(healthy_runs) if not only or v.key in (*only, HEALTHY)]
     names: list[str] = []
@@ -202,15 +275,19 @@ async def _worker(config: Config, gate: str, out_dir: Path, variants: list[Varia
     """One demo stack running variants off the queue until it is empty."""
     import shutil
 
+    import httpx
+    from pydantic import SecretStr
+
     from core.events import EventBus
+    from core.scratch import scratch_dir
     from demo.stack import DemoStack, StackOptions, default_rules_text
     from readygate.runner import RunOptions, run_gate, with_stack
     from reports.writer import write_reports, write_text_artifact
 
-    password = config.target.credentials.password
-    workdir = Path(tempfile.mkdtemp(prefix="readygate-selftest-"))
-    stack = DemoStack(StackOptions(password=password.get_secret_value() if password else ""),
-                      workdir)
+    configured = config.target.credentials.password
+    password = configured.get_secret_value() if configured else ""
+    workdir = scratch_dir("readygate-selftest-")
+    stack = DemoStack(StackOptions(password=password), workdir)
     try:
         urls = await stack.start()
         filled = with_stack(config, urls)
@@ -224,14 +301,28 @@ async def _worker(config: Config, gate: str, out_dir: Path, variants: list[Varia
                     sabotage=variant.sabotage,
                     rules_text=variant.rules(default_rules_text()) if variant.rules else None,
                     alertmanager_config_text=variant.alertmanager()
-                    if variant.alertmanager else None)
+                    if variant.alertmanager else None,
+                    password=variant.password or password)
+                silence = await _silence(urls.alertmanager, variant.silence) \
+                    if variant.silence else None
             except Exception as exc:  # the table says so; the other variants still run
                 outcomes[index] = Outcome(variant, "error", problem=f"reconfigure: {exc}")
                 progress(f"{label}: {exc}")
                 continue
+            run_config = filled
+            if variant.password:
+                credentials = filled.target.credentials.model_copy(
+                    update={"password": SecretStr(variant.password)})
+                run_config = filled.model_copy(update={"target": filled.target.model_copy(
+                    update={"credentials": credentials})})
             run_started = time.monotonic()
-            report = await run_gate(filled, gate, RunOptions(out_dir=out_dir / name),
-                                    bus=EventBus())
+            try:
+                report = await run_gate(run_config, gate, RunOptions(out_dir=out_dir / name),
+                                        bus=EventBus())
+            finally:
+                if silence is not None:
+                    async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
+                        await client.delete(f"{urls.alertmanager}/api/v2/silence/{silence}")
             write_reports(report, out_dir / name)
             for log in ("web", "storage"):  # the writer scrubs secrets on the way out
                 path = stack.log_dir / f"{log}.log"
@@ -252,6 +343,23 @@ async def _worker(config: Config, gate: str, out_dir: Path, variants: list[Varia
     finally:
         stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _silence(alertmanager: str, alertname: str) -> str:
+    """Silence ``alertname`` in Alertmanager for an hour (deleted after the run); its id."""
+    import datetime as dt
+
+    import httpx
+
+    now = dt.datetime.now(dt.UTC)
+    body = {"matchers": [{"name": "alertname", "value": alertname, "isRegex": False,
+                          "isEqual": True}],
+            "startsAt": now.isoformat(), "endsAt": (now + dt.timedelta(hours=1)).isoformat(),
+            "createdBy": "readygate selftest", "comment": "selftest: a silenced alert"}
+    async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
+        resp = await client.post(alertmanager + "/api/v2/silences", json=body)
+        resp.raise_for_status()
+        return str(resp.json()["silenceID"])
 
 
 def _cell(text: str, limit: int = 420) -> str:
@@ -277,8 +385,12 @@ def render_table(outcomes: list[Outcome], *, gate: str, fast: bool, wall_s: floa
         f"`{gate}` gate against deliberately broken setups of the demo system: each defect must "
         "end **NOT READY**, with the check that names it; the healthy setup must end **READY** "
         "every time. One demo stack serves every run: web and storage restart with the "
-        "sabotage knobs, Prometheus and Alertmanager hot-reload rules and config, and the next "
-        "run starts only when no alert of the previous one is pending or firing.",
+        "sabotage knobs, Prometheus and Alertmanager hot-reload rules and config (Prometheus "
+        "first with no rules, so no alert state carries over), and the next run starts only "
+        "when no alert is pending or firing in Prometheus nor active in Alertmanager. Each "
+        "secret-leak run uses a password of its own with `\"`, `\\`, non-ASCII, `&`, `%`, "
+        "`+` and spaces, so its encoded forms differ from the raw text and an earlier run's "
+        "leak (the scan looks an hour back) cannot catch the defect for it.",
         "",
         f"Ran: {len(defects)} defects, {caught} caught; healthy setup READY {ready} of "
         f"{len(healthy)}; gate timings: "
@@ -298,7 +410,7 @@ def render_table(outcomes: list[Outcome], *, gate: str, fast: bool, wall_s: floa
         if o.problem:
             shown = _cell(o.problem)
         elif hit:
-            shown = f"**{_cell(hit[1], 80)}**: {_cell(hit[2])}"
+            shown = f"**{_cell(hit[1], 80)}**: {_cell(hit[2], 640)}"
         else:
             shown = "; ".join(f"{_cell(f[1], 60)}: {_cell(f[2], 120)}" for f in o.failed) \
                 or "nothing failed"
@@ -321,14 +433,16 @@ def render_table(outcomes: list[Outcome], *, gate: str, fast: bool, wall_s: floa
         "",
         "```",
         "readygate selftest --write-docs docs/selftest.md        # this page: 10 healthy runs",
-        "readygate selftest --fast --healthy-runs 2 --parallel 3 --out out/selftest  # as CI",
+        "readygate selftest --fast --healthy-runs 2 --parallel 3 --out out/selftest  # quick",
         "readygate selftest --only leak_password --healthy-runs 0       # one defect",
         "```",
         "",
         "Each run's report.json / report.md / junit.xml and the demo services' logs (secrets "
         "scrubbed) land in `--out` (default `out/selftest/<variant>/`). Exit code 0 when every "
         "defect was caught and every healthy run was READY, else 1. CI runs "
-        "`tests/selftest/test_selftest.py` (marked slow).",
+        "`tests/selftest/test_selftest.py` (marked slow): one defect per catching check, "
+        "`--fast`, 2 healthy runs, and a scan of every artifact for the passwords in every "
+        "encoding.",
         "",
     ]
     return "\n".join(lines)

@@ -15,7 +15,7 @@ from core.target import Target
 from gates.backends.config import Backends
 from gates.config import Check
 from probes.config import JourneyName, Probes
-from probes.journeys import Catalog
+from probes.journeys import Catalog, shown_names
 
 
 class Phase(Model):
@@ -163,7 +163,7 @@ def journey_problem(name: str, names: list[str]) -> str:
     close = difflib.get_close_matches(name, names, n=1)
     if close:
         return f"no journey named {name!r} runs in this gate (did you mean {close[0]!r}?)"
-    shown = ", ".join(names) or "none: define journeys or set probes.journeys_file"
+    shown = shown_names(names) or "none: define journeys or set probes.journeys_file"
     return f"no journey named {name!r} runs in this gate (running: {shown})"
 
 

@@ -330,6 +330,10 @@ class StackBase(Generic[U]):
                     f"--storage.tsdb.path={prom_dir / 'data'}",
                     f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
                     f"--storage.tsdb.retention.time={self.retention}",
+                    # Re-send every active alert each evaluation (default 1m): a resolution
+                    # sent while a reload had emptied the Alertmanager list is not lost for
+                    # a minute, and a freshly reloaded Alertmanager learns the state at once.
+                    "--rules.alert.resend-delay=1s",
                     # Console templates are not shipped in our workdir; avoid the lookups.
                     "--web.console.templates=", "--web.console.libraries="]
         url = await self._start_binary("prometheus", argv, "/-/ready")
