@@ -322,24 +322,10 @@ def _type_at(loc: Loc, data: Any, root: Any) -> Any:
 
 def _known_keys(loc: Loc, data: Any, root: Any) -> list[str]:
     """Keys allowed at ``loc`` (the parent mapping of an unknown key)."""
-    current: Any = root
-    node = data
-    for part in loc:
-        current = _resolve_union(_unwrap(current), node)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            by_key = {f.alias or n: f for n, f in current.model_fields.items()}
-            if isinstance(part, int) or part not in by_key:
-                return []
-            current = by_key[part].annotation
-        elif typing.get_origin(current) in (list, dict):
-            current = typing.get_args(current)[-1]
-        else:
-            return []
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            node = None
-    current = _resolve_union(_unwrap(current), node)
+    current = _type_at(loc, data, root)
+    if current is None:
+        return []
+    current = _resolve_union(current, _node_at(data, loc))
     if isinstance(current, type) and issubclass(current, BaseModel):
         return [f.alias or n for n, f in current.model_fields.items()]
     return []
