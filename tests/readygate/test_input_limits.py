@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,21 +27,25 @@ class Ran:
     max_rss_kb: int
 
 
+# Linux keeps a process's peak RSS across exec, and a child forked from this (large) test
+# process starts as a copy of it: measured directly, every child would "peak" at pytest's
+# own size. A small Python in between forks the CLI from itself and reports wait4's figure.
+_MEASURE = ("import os, subprocess, sys\n"
+            "p = subprocess.Popen(sys.argv[2:])\n"
+            "_, status, usage = os.wait4(p.pid, 0)\n"
+            "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+            "code = os.waitstatus_to_exitcode(status)\n"
+            "sys.exit(code if code >= 0 else 128 - code)\n")
+
+
 def readygate(*args: str, cwd: Path, timeout: float = 120.0) -> Ran:
-    """The CLI in a child; its own peak RSS comes from wait4 (not RUSAGE_CHILDREN, which
-    is the largest of every child this test process ever waited for)."""
-    out, err = cwd / "stdout.txt", cwd / "stderr.txt"
+    """The CLI in a grandchild whose own peak RSS (wait4) a small intermediate reports."""
+    out, err, rss = cwd / "stdout.txt", cwd / "stderr.txt", cwd / "max_rss_kb.txt"
     with out.open("w") as o, err.open("w") as e:
-        proc = subprocess.Popen([sys.executable, "-m", "readygate", *args], cwd=cwd,
-                                stdout=o, stderr=e, env={**os.environ, "CI": "true"})
-    killer = threading.Timer(timeout, proc.kill)  # a hang fails below instead of blocking
-    killer.start()
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        killer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait
-    return Ran(proc.returncode, out.read_text(), err.read_text(), usage.ru_maxrss)
+        proc = subprocess.run([sys.executable, "-c", _MEASURE, str(rss), sys.executable, "-m",
+                               "readygate", *args], cwd=cwd, stdout=o, stderr=e,
+                              env={**os.environ, "CI": "true"}, timeout=timeout, check=False)
+    return Ran(proc.returncode, out.read_text(), err.read_text(), int(rss.read_text()))
 
 
 def assert_one_line_exit_3(ran: Ran, starts: str, words: str) -> None:
