@@ -238,11 +238,8 @@ async def run_demo(config: Config, options: RunOptions, *, gate: str | None = No
     try:
         bus.emit(Note(t0, "starting the demo stack: sink, storage, fault proxy, web, "
                           "Alertmanager, Prometheus"))
-        try:
-            urls = await stack.start()
-        except asyncio.CancelledError:
-            if task.cancelling():
-                task.uncancel()
+        urls = await start_stack(stack, task)
+        if urls is None:
             report = empty_report(config, gate, t0, f"interrupted by "
                                    f"{interrupt.signal_name or 'a signal'} while the stack "
                                    "was starting")
@@ -279,6 +276,16 @@ def with_stack(config: Config, urls: Any) -> Config:
         "alertmanager": Backend(url=urls.alertmanager),
         "sink": Backend(url=urls.sink)})
     return config.model_copy(update={"target": target, "backends": backends})
+
+
+async def start_stack(stack: Any, task: asyncio.Task[Any]) -> Any:
+    """``await stack.start()``, or None when a signal cancelled it (the caller reports that)."""
+    try:
+        return await stack.start()
+    except asyncio.CancelledError:
+        if task.cancelling():
+            task.uncancel()
+        return None
 
 
 def empty_report(config: Config, gate: str, started: float, reason: str) -> Report:

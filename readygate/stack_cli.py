@@ -134,6 +134,7 @@ async def run_on_stack(config: Config, gate: str, options: RunOptions) -> int:
         finish,
         remove_tree,
         run_gate,
+        start_stack,
         with_stack_files,
     )
     from reports.console import ConsoleProgress
@@ -158,11 +159,8 @@ async def run_on_stack(config: Config, gate: str, options: RunOptions) -> int:
         jobs = ", ".join(job.job for job in settings.scrape) or "nothing"
         bus.emit(Note(t0, f"starting the stack: sink, Alertmanager, Prometheus (scraping "
                           f"{jobs})"))
-        try:
-            urls = await stack.start()
-        except asyncio.CancelledError:
-            if task.cancelling():
-                task.uncancel()
+        urls = await start_stack(stack, task)
+        if urls is None:
             report = empty_report(config, gate, t0, f"interrupted by "
                                    f"{interrupt.signal_name or 'a signal'} while the stack "
                                    "was starting")
