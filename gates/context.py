@@ -9,7 +9,13 @@ import httpx
 from gates.backends.alertmanager import AlertmanagerClient
 from gates.backends.prometheus import PrometheusClient
 from gates.backends.sink import SinkClient, SinkErrors, SinkLogs, SinkNotifications, SinkTraces
-from gates.backends.types import ErrorsBackend, LogsBackend, NotificationsBackend, TracesBackend
+from gates.backends.types import (
+    AlertsBackend,
+    ErrorsBackend,
+    LogsBackend,
+    NotificationsBackend,
+    TracesBackend,
+)
 from probes.model import ProbeResult
 
 
@@ -43,6 +49,8 @@ class CheckContext:
     traces: TracesBackend | None = None
     errors: ErrorsBackend | None = None
     notifications: NotificationsBackend | None = None
+    # where alert state is read (default: prometheus); see prometheus_alerts()
+    alerts: AlertsBackend | None = None
     http: httpx.AsyncClient | None = None        # for runbook links and raw /metrics scrapes
     services: dict[str, str] = field(default_factory=dict)  # target.services
     probe_base_url: str | None = None  # where journeys without a base_url go (health checks)
@@ -55,11 +63,18 @@ class CheckContext:
     def __post_init__(self) -> None:
         if self.metrics is None:
             self.metrics = self.prometheus
+        if self.alerts is None:
+            self.alerts = self.prometheus
         if self.sink is not None:
             self.logs = self.logs or SinkLogs(self.sink)
             self.traces = self.traces or SinkTraces(self.sink)
             self.errors = self.errors or SinkErrors(self.sink)
             self.notifications = self.notifications or SinkNotifications(self.sink)
+
+    def prometheus_alerts(self) -> PrometheusClient | None:
+        """The Prometheus evaluating the alerts, when it is Prometheus (its rules and
+        ``ALERTS`` history then explain a miss); None for another alerting engine."""
+        return self.alerts if isinstance(self.alerts, PrometheusClient) else None
 
     async def aclose(self) -> None:
         """Close the backend clients built for this run (the shared ``http`` is the caller's)."""

@@ -289,9 +289,10 @@ def backends(readygate_config: SuiteConfig, run_async: AsyncRunner) -> Iterator[
     ctx = CheckContext(prometheus=b.prometheus, sink=b.sink, anchors=Anchors(),
                        probe_results=[], alertmanager=b.alertmanager, metrics=b.metrics,
                        logs=b.logs, traces=b.traces, errors=b.errors,
-                       notifications=b.notifications)
+                       notifications=b.notifications, alerts=b.alerts)
     yield ContextBackends(prometheus=ctx.prometheus, alertmanager=ctx.alertmanager,
                           sink=ctx.sink, metrics=ctx.metrics, logs=ctx.logs, traces=ctx.traces,
-                          errors=ctx.errors, notifications=ctx.notifications, scrape=b.scrape)
+                          errors=ctx.errors, notifications=ctx.notifications, alerts=ctx.alerts,
+                          scrape=b.scrape)
     run_async(b.aclose())
     run_async(client.aclose())

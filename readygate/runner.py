@@ -59,7 +59,7 @@ def build_context(config: Config, client: httpx.AsyncClient,
                         probe_results=[], poll_interval_s=poll_interval_s, links=links,
                         alertmanager=b.alertmanager, metrics=b.metrics, logs=b.logs,
                         traces=b.traces, errors=b.errors, notifications=b.notifications,
-                        http=client, services=dict(config.target.services),
+                        alerts=b.alerts, http=client, services=dict(config.target.services),
                         secrets=config.secrets(), scrape_http=b.scrape,
                         backend_clients=b.clients)
 

@@ -193,3 +193,14 @@ def notification_rows(payload: Json, received_at: float) -> list[Json]:
             "payload": {k: v for k, v in payload.items() if k != "alerts"},
         })
     return rows
+
+
+def notification_row(*, received_at: float, receiver: str, status: str, alertname: str,
+                     labels: Json | None = None, annotations: Json | None = None,
+                     starts_at: str | None = None, ends_at: str | None = None,
+                     fingerprint: str | None = None, payload: Json | None = None) -> Json:
+    """One notifications-table row; ``status`` is "firing" or "resolved"."""
+    return {"received_at": received_at, "receiver": receiver, "status": status,
+            "alertname": alertname, "labels": {"alertname": alertname, **(labels or {})},
+            "annotations": annotations or {}, "starts_at": starts_at, "ends_at": ends_at,
+            "fingerprint": fingerprint, "payload": payload or {}}

@@ -35,6 +35,7 @@ from sink.formats import (
 )
 from sink.otlp import LOGS, METRICS, TRACES, Signal, decode_http
 from sink.store import DEFAULT_MAX_BYTES, DEFAULT_RETENTION_S, SinkDB
+from sink.webhooks import PARSERS
 
 T = TypeVar("T")
 
@@ -154,6 +155,24 @@ def create_app(db: SinkDB) -> Starlette:
             return failed
         return JSONResponse({"stored": len(rows)})
 
+    async def vendor_webhook(request: Request) -> Response:
+        received_at = time.time()
+        vendor = request.path_params["vendor"]
+        parser = PARSERS.get(vendor)
+        if parser is None:
+            return JSONResponse({"error": f"unknown webhook vendor {vendor!r} (one of: "
+                                 f"{', '.join(sorted(PARSERS)) or 'none'})"}, status_code=404)
+        try:
+            payload = loads(await read_body(request))
+            if not isinstance(payload, dict):
+                raise BadPayload("webhook payload must be a JSON object")
+            rows = parser(payload, received_at)
+        except CLIENT_ERRORS as exc:
+            return bad(exc)
+        if (failed := await store("notifications", rows)) is not None:
+            return failed
+        return JSONResponse({"stored": len(rows)})
+
     async def get_trace(request: Request) -> Response:
         trace_id = request.path_params["trace_id"].lower()
         rows = await run(db.query, (
@@ -240,6 +259,7 @@ def create_app(db: SinkDB) -> Starlette:
         Route("/api/{project_id}/envelope/", envelope, methods=["POST"]),
         Route("/api/{project_id}/store/", legacy_store, methods=["POST"]),
         Route("/alertmanager/webhook", alertmanager, methods=["POST"]),
+        Route("/webhooks/{vendor}", vendor_webhook, methods=["POST"]),
         Route("/api/traces/{trace_id}", get_trace, methods=["GET"]),
         Route("/api/logs", get_logs, methods=["GET"]),
         Route("/api/metrics", get_metrics, methods=["GET"]),

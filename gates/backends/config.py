@@ -42,6 +42,7 @@ BACKEND_KINDS: dict[str, set[str]] = {
     "logs": {"sink", "loki", "elasticsearch", "opensearch", "jsonl", "victorialogs"},
     "traces": {"sink", "jaeger", "tempo", "zipkin"},
     "errors": {"sink", "sentry"},
+    "alerts": {"prometheus"},
 }
 
 
@@ -81,6 +82,9 @@ class Backends(Model):
     logs: SignalBackend | None = Field(None, description="default: the sink")
     traces: SignalBackend | None = Field(None, description="default: the sink")
     errors: SignalBackend | None = Field(None, description="default: the sink")
+    alerts: SignalBackend | None = Field(
+        None, description="where alert state is read (alert, no_alert, alert_resolves checks); "
+        "default: backends.prometheus. Another alerting engine: grafana, datadog, ...")
     scrape: ScrapeOptions | None = Field(
         None, description="TLS, auth and proxies for raw /metrics scrapes (checks' scrape:)")
 

@@ -7,27 +7,15 @@ from typing import Any
 
 from core.errors import BackendError
 from gates.backends.base import HttpBackend
+from gates.backends.types import ActiveAlert
+
+__all__ = ["ActiveAlert", "AlertingRule", "PrometheusClient", "Sample"]
 
 
 @dataclass(frozen=True)
 class Sample:
     labels: dict[str, str]
     value: float
-
-
-@dataclass(frozen=True)
-class ActiveAlert:
-    name: str
-    state: str  # "pending" | "firing"
-    labels: dict[str, str]
-    active_at: str | None
-    # set while keep_firing_for holds a firing alert whose condition no longer holds
-    keep_firing_since: str | None = None
-
-    def describe(self) -> str:
-        shown = ",".join(f'{k}="{v}"' for k, v in sorted(self.labels.items())
-                         if k not in ("alertname",))
-        return f"{self.name}{{{shown}}} ({self.state})"
 
 
 @dataclass(frozen=True)
@@ -94,6 +82,16 @@ class PrometheusClient(HttpBackend):
             return [_alert(a) for a in data["alerts"]]
         except (KeyError, TypeError, AttributeError, ValueError):
             raise BackendError("prometheus answered a malformed alerts list") from None
+
+    async def fired_since(self, alertname: str, labels: dict[str, str], since: float) -> bool:
+        """Whether ``ALERTS`` shows the alert firing at any moment from ``since`` to now."""
+        import time
+        matchers = ",".join([f'alertname="{alertname}"', 'alertstate="firing"',
+                             *(f'{k}="{v}"' for k, v in sorted(labels.items()))])
+        now = time.time()
+        window_ms = max(1, int((now - since) * 1000))
+        return bool(await self.query_at(f"max_over_time(ALERTS{{{matchers}}}[{window_ms}ms])",
+                                        now))
 
     async def rules(self) -> list[dict[str, Any]]:
         """Every alerting and recording rule, flattened out of their groups."""

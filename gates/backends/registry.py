@@ -30,7 +30,13 @@ from gates.backends.prometheus import PrometheusClient
 from gates.backends.sentry import SentryErrors
 from gates.backends.sink import SinkClient, SinkErrors, SinkLogs, SinkNotifications, SinkTraces
 from gates.backends.traces import JaegerTraces, TempoTraces, ZipkinTraces
-from gates.backends.types import ErrorsBackend, LogsBackend, NotificationsBackend, TracesBackend
+from gates.backends.types import (
+    AlertsBackend,
+    ErrorsBackend,
+    LogsBackend,
+    NotificationsBackend,
+    TracesBackend,
+)
 from gates.backends.victorialogs import VictoriaLogs
 
 Factory = Callable[[SignalBackend, httpx.AsyncClient, SinkClient | None], Any]
@@ -90,6 +96,7 @@ def _es(spec: SignalBackend, client: httpx.AsyncClient, _: SinkClient | None) ->
 
 for _kind in ("prometheus", "victoriametrics", "thanos", "mimir"):
     register("metrics", _kind, _prometheus)
+register("alerts", "prometheus", _prometheus)
 register("logs", "sink", lambda s, c, sink: SinkLogs(_need_sink("logs", sink)))
 register("logs", "loki", lambda s, c, _: LokiLogs(_url(s), c, selector=s.selector,
                                                   token=_token(s), timeout_s=s.timeout_s))
@@ -138,6 +145,7 @@ class ContextBackends:
     traces: TracesBackend | None = None
     errors: ErrorsBackend | None = None
     notifications: NotificationsBackend | None = None
+    alerts: AlertsBackend | None = None
     scrape: httpx.AsyncClient | None = None  # raw /metrics scrapes, with backends.scrape's options
     clients: list[httpx.AsyncClient] = field(default_factory=list, repr=False)  # built here
 

@@ -135,6 +135,23 @@ class ErrorEvent:
 
 
 @dataclass(frozen=True)
+class ActiveAlert:
+    """An alert pending or firing now, whatever engine evaluates it."""
+
+    name: str
+    state: str  # "pending" | "firing"
+    labels: dict[str, str]
+    active_at: str | None
+    # set while keep_firing_for holds a firing alert whose condition no longer holds
+    keep_firing_since: str | None = None
+
+    def describe(self) -> str:
+        shown = ",".join(f'{k}="{v}"' for k, v in sorted(self.labels.items())
+                         if k not in ("alertname",))
+        return f"{self.name}{{{shown}}} ({self.state})"
+
+
+@dataclass(frozen=True)
 class Notification:
     """One alert notification as the receiver saw it."""
 
@@ -220,6 +237,22 @@ class ErrorsBackend(Protocol):
     async def events(self, *, trace_id: str | None = None, request_id: str | None = None,
                      since: float | None = None) -> list[ErrorEvent]:
         """Error events tied to the id, oldest first."""
+        ...
+
+
+class AlertsBackend(Protocol):
+    """Where alert state is read: Prometheus (the default), or another alerting engine
+    (Grafana-managed alerts, Datadog monitors, Cloud Monitoring incidents)."""
+
+    kind: str
+
+    async def alerts(self) -> list[ActiveAlert]:
+        """Alerts pending or firing now; ``active_at`` (RFC 3339) is when each began."""
+        ...
+
+    async def fired_since(self, alertname: str, labels: dict[str, str], since: float) -> bool:
+        """Whether the alert (its labels a superset of ``labels``) fired at any moment
+        from ``since`` (unix seconds) until now, even if it has resolved since."""
         ...
 
 

@@ -20,8 +20,8 @@ from core.errors import BackendError
 from core.http import REQUEST_ERRORS
 from core.waiting import Seen, eventually
 from gates.backends.alertmanager import AmAlert
-from gates.backends.prometheus import ActiveAlert, AlertingRule, PrometheusClient
-from gates.backends.types import Notification
+from gates.backends.prometheus import AlertingRule, PrometheusClient
+from gates.backends.types import ActiveAlert, Notification
 from gates.checks import alert_reasons as why
 from gates.checks.common import GRACE_S, Judge, fmt_labels, labels_match, parse_ts
 from gates.config import (
@@ -47,10 +47,11 @@ def _want(alertname: str, labels: dict[str, str]) -> str:
 
 
 async def alert_check(check: AlertCheck, ctx: CheckContext, j: Judge) -> CheckResult:
-    """The alert starts firing in Prometheus after the anchor, within the deadline."""
-    if ctx.prometheus is None:
-        return j.result("skipped", "no prometheus backend configured")
-    prom = ctx.prometheus
+    """The alert starts firing (in Prometheus, or the alerts backend) after the anchor, in time."""
+    if ctx.alerts is None:
+        return j.result("skipped", "no prometheus (or alerts) backend configured")
+    source = ctx.alerts
+    prom = ctx.prometheus_alerts()  # Prometheus' ALERTS history and rules explain a miss
     anchor = j.anchor_time()
     if anchor is None:
         return j.result("skipped", f"anchor {check.anchor} did not happen")
@@ -61,7 +62,9 @@ async def alert_check(check: AlertCheck, ctx: CheckContext, j: Judge) -> CheckRe
         # Looked up once, when a candidate shows: ALERTS at the anchor's time is history.
         nonlocal at_anchor
         if at_anchor is None:
-            at_anchor = await why.firing_at(prom, check.alertname, check.labels, anchor)
+            # another engine has no ALERTS history: active_at alone dates the alert
+            at_anchor = set() if prom is None else \
+                await why.firing_at(prom, check.alertname, check.labels, anchor)
         return at_anchor
 
     already_active: dict[str, Any] = {}
@@ -82,7 +85,7 @@ async def alert_check(check: AlertCheck, ctx: CheckContext, j: Judge) -> CheckRe
                    else f"{alert.active_at}; ALERTS shows it firing at {check.anchor}") + ")")
 
     async def observe() -> Seen[ActiveAlert]:
-        alerts = await prom.alerts()
+        alerts = await source.alerts()
         same = [a for a in alerts if a.name == check.alertname]
         old: list[str] = []
         for alert in same:
@@ -105,8 +108,9 @@ async def alert_check(check: AlertCheck, ctx: CheckContext, j: Judge) -> CheckRe
 
     out = await eventually(observe, timeout=j.remaining(anchor) + GRACE_S,
                            interval=ctx.poll_interval_s)
-    evidence: dict[str, Any] = {"query": "GET /api/v1/alerts", "alert": want}
-    if "prometheus" in ctx.links:
+    evidence: dict[str, Any] = {"query": "GET /api/v1/alerts" if prom is not None else
+                                f"{source.kind} alert state", "alert": want}
+    if "prometheus" in ctx.links and prom is not None:
         evidence["link"] = f"{ctx.links['prometheus']}/alerts"
     if out.found is not None:
         alert = out.found
@@ -129,7 +133,7 @@ async def alert_check(check: AlertCheck, ctx: CheckContext, j: Judge) -> CheckRe
         return j.result("fail", f"alert {out.last_miss}", evidence=evidence)
     # Pending but not firing is its own near miss; otherwise ask the rule why.
     seen = (out.last_miss or "").startswith("seen instead")
-    reason = None if seen else await why.why_no_alert(ctx, check.alertname)
+    reason = None if seen or prom is None else await why.why_no_alert(ctx, check.alertname)
     return j.result("fail", f"alert {want} not firing {check.deadline_s:g}s after "
                     f"{check.anchor}; {reason or out.last_miss}", evidence=evidence)
 
@@ -169,16 +173,17 @@ async def _rules_that_held(prom: PrometheusClient, rules: list[AlertingRule], st
 
 async def no_alert_check(check: NoAlertCheck, ctx: CheckContext, j: Judge) -> CheckResult:
     """Nothing pending or firing in the healthy window, and no rule's condition held in it."""
-    if ctx.prometheus is None:
-        return j.result("skipped", "no prometheus backend configured")
-    prom = ctx.prometheus
+    if ctx.alerts is None:
+        return j.result("skipped", "no prometheus (or alerts) backend configured")
+    source = ctx.alerts
+    prom = ctx.prometheus_alerts()
     start = ctx.anchors.phase_start.get(j.phase, time.time())
     watched = set(check.alertnames)
     looked = 0
 
     async def observe() -> Seen[ActiveAlert]:
         nonlocal looked
-        alerts = await prom.alerts()
+        alerts = await source.alerts()
         looked += 1
         # A pending alert is a condition that already holds on the healthy system: with a
         # for: longer than the window it would page right after, so it fails like a firing one.
@@ -190,7 +195,8 @@ async def no_alert_check(check: NoAlertCheck, ctx: CheckContext, j: Judge) -> Ch
 
     out = await eventually(observe, timeout=start + check.window_s - time.time(),
                            interval=max(ctx.poll_interval_s, 0.25))
-    evidence: dict[str, Any] = {"query": "GET /api/v1/alerts", "window_s": check.window_s,
+    evidence: dict[str, Any] = {"query": "GET /api/v1/alerts" if prom is not None else
+                                f"{source.kind} alert state", "window_s": check.window_s,
                                 "polls": looked}
     if out.found is not None:
         alert = out.found
@@ -199,12 +205,14 @@ async def no_alert_check(check: NoAlertCheck, ctx: CheckContext, j: Judge) -> Ch
         what = "fired" if alert.state == "firing" else (
             "was pending (its condition held; it fires once its for: has passed)")
         return j.result("fail", f"alert {name} {what} during the healthy {j.phase}: "
-                        f"{_HEALTHY}{await _expr_of(prom, alert.name)}",
+                        f"{_HEALTHY}{'' if prom is None else await _expr_of(prom, alert.name)}",
                         latency=out.elapsed_s, evidence=evidence)
     if out.error is not None or looked == 0:
         return j.result("error", f"could not watch alerts during {j.phase}: {out.error}",
                         evidence=evidence)
-    if not check.evaluate_rules:
+    if not check.evaluate_rules or prom is None:
+        if check.evaluate_rules:  # only Prometheus' rules can be evaluated over the window
+            evidence["rules_evaluated"] = f"no: {source.kind} rules cannot be evaluated here"
         return j.result("pass", f"no alert pending or firing during {check.window_s:.0f}s of "
                         f"healthy {j.phase}", evidence=evidence)
     end = min(start + check.window_s, time.time())
@@ -319,9 +327,10 @@ async def alert_rule_check(check: AlertRuleCheck, ctx: CheckContext, j: Judge) -
 async def alert_resolves_check(check: AlertResolvesCheck, ctx: CheckContext,
                                j: Judge) -> CheckResult:
     """Having fired since the fault began, the alert is neither pending nor firing in time."""
-    if ctx.prometheus is None:
-        return j.result("skipped", "no prometheus backend configured")
-    prom = ctx.prometheus
+    if ctx.alerts is None:
+        return j.result("skipped", "no prometheus (or alerts) backend configured")
+    source = ctx.alerts
+    prom = ctx.prometheus_alerts()
     anchor = j.anchor_time()
     if anchor is None:
         return j.result("skipped", f"anchor {check.anchor} did not happen")
@@ -340,14 +349,11 @@ async def alert_resolves_check(check: AlertResolvesCheck, ctx: CheckContext,
 
     async def fired_since() -> bool:
         # Every ALERTS sample written since the anchor of the run, however short-lived.
-        now = time.time()
-        window_ms = max(1, int((now - since) * 1000))
-        return bool(await prom.query_at(
-            f"max_over_time(ALERTS{{{matchers}}}[{window_ms}ms])", now))
+        return await source.fired_since(check.alertname, check.labels, since)
 
     async def observe() -> Seen[bool]:
         nonlocal fired, still
-        still = [a for a in await prom.alerts()
+        still = [a for a in await source.alerts()
                  if a.name == check.alertname and labels_match(a.labels, check.labels)]
         if still:
             return Seen(miss="still " + ", ".join(
@@ -366,7 +372,8 @@ async def alert_resolves_check(check: AlertResolvesCheck, ctx: CheckContext,
     if result.status != "fail" or out.found is not None:
         return result
     if still:
-        reason = await why.why_still_active(prom, still, check.alertname)
+        reason = None if prom is None else \
+            await why.why_still_active(prom, still, check.alertname)
         evidence["why"] = reason
         return j.result("fail", f"alert {want} did not resolve within {check.deadline_s:g}s of "
                         f"{check.anchor}: {out.last_miss}" + (f"; {reason}" if reason else ""),

@@ -1,0 +1,21 @@
+"""Alert webhooks from vendors other than Alertmanager: one parser per vendor.
+
+``POST /webhooks/{vendor}`` (sink/server.py) turns a vendor's webhook body into rows of the
+notifications table (the shape :func:`sink.formats.notification_rows` writes for
+Alertmanager), so ``kind: sink`` notification checks read every vendor alike. A vendor is one
+module (``sink/hooks_<vendor>.py``) with a parser ``(payload, received_at) -> rows`` built
+with :func:`sink.formats.notification_row`, imported here with one entry in :data:`PARSERS`.
+A parser raises :class:`sink.formats.BadPayload` for a body it cannot read (answered 400).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sink.formats import Json
+
+Parser = Callable[[Json, float], list[Json]]
+
+# vendor name in the URL -> parser (one import and one entry per vendor)
+PARSERS: dict[str, Parser] = {
+}
