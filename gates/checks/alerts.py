@@ -79,7 +79,8 @@ async def alert_check(check: AlertCheck, ctx: CheckContext, j: Judge) -> CheckRe
         already_active.update(alert=alert.describe(), active_at=alert.active_at,
                               firing_at_anchor=firing_then, active_after_s=None
                               if active_at is None else round(active_at - anchor, 3))
-        state = "firing" if firing_then else "pending"
+        # without ALERTS history (another engine) only "active" is known, not which state
+        state = "firing" if firing_then else ("pending" if prom is not None else "active")
         return (f"{alert.describe()} already {state} before {check.anchor} (active since "
                 + (why.before(since, anchor, check.anchor) if since is not None
                    else f"{alert.active_at}; ALERTS shows it firing at {check.anchor}") + ")")
