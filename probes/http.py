@@ -34,6 +34,7 @@ from probes.correlation import Correlation
 from probes.model import HttpFacts, ProbeResult, StepResult
 from probes.spec import VAR_RE, Content, Expect, Extract, HttpJourney, Step
 from probes.timing import PhaseTrace, cert_expiry, tls_facts
+from probes.transport import DirectSender
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # Parsed URLs by text: httpx.URL is immutable and parsing one costs ~20 us, twice per
@@ -41,6 +42,20 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # Bounded: templated URLs (a run id in the path) would otherwise grow it forever.
 _URLS: dict[str, httpx.URL] = {}
 _URLS_MAX = 4096
+# Direct senders by client (None: the client needs httpx's own send layers).
+_DIRECT: dict[int, tuple[httpx.AsyncClient, DirectSender | None]] = {}
+
+
+def direct_sender(client: httpx.AsyncClient) -> DirectSender | None:
+    """The :class:`DirectSender` for ``client`` (looked at once per client)."""
+    known = _DIRECT.get(id(client))
+    if known is not None and known[0] is client:
+        return known[1]
+    if len(_DIRECT) > 256:
+        _DIRECT.clear()
+    sender = DirectSender.for_client(client)
+    _DIRECT[id(client)] = (client, sender)
+    return sender
 
 
 def parsed_url(url: str) -> httpx.URL:
@@ -334,6 +349,8 @@ class HttpRun:
         timeout = step.timeout_s or self.spec.timeout_s
         method = step.method.upper()
         target = parsed_url(url)
+        if params:  # added to the URL's own query (httpx's params= would replace it)
+            target = target.copy_merge_params(params)
         path = target.path or "/"
         shown = self.state.scrub(display_url(url.split("?", 1)[0]))
         where = f"{name}: {method} {path}"
@@ -344,9 +361,16 @@ class HttpRun:
             corr_headers, request_id = self.corr.headers()
             trace = PhaseTrace()
             # Correlation headers win: every request must carry readygate's ids.
-            request = self.client.build_request(
-                method, target, headers={**headers, **corr_headers}, params=params or None,
-                timeout=timeout, extensions={"trace": trace}, **body)
+            # user:password@ in the URL is basic auth, which only the client's send adds
+            direct = None if body or step.follow_redirects or target.userinfo else \
+                direct_sender(self.client)
+            if direct is not None:
+                request = direct.build(method, target, {**headers, **corr_headers}, None,
+                                       timeout, {"trace": trace})
+            else:
+                request = self.client.build_request(
+                    method, target, headers={**headers, **corr_headers}, timeout=timeout,
+                    extensions={"trace": trace}, **body)
             # The client's jar is shared by concurrent journeys; this run sends only its own.
             if "cookie" in request.headers:
                 del request.headers["cookie"]
@@ -357,7 +381,8 @@ class HttpRun:
             kind: str | None = None
             resp: httpx.Response | None = None
             try:
-                resp = await self.client.send(request, follow_redirects=step.follow_redirects)
+                resp = await (direct.send(request) if direct is not None else
+                              self.client.send(request, follow_redirects=step.follow_redirects))
             except httpx.TimeoutException as exc:
                 kind = "timeout"
                 failure = f"{where}: no answer within {timeout:g}s ({type(exc).__name__})"

@@ -148,7 +148,8 @@ class Step(Model):
     method: str = "GET"
     url: str = Field(description="path under base_url, or a full URL")
     headers: dict[str, str] = Field(default_factory=dict)
-    query: dict[str, Scalar] = Field(default_factory=dict)
+    query: dict[str, Scalar] = Field(
+        default_factory=dict, description="query parameters, added to any in the url")
     json_: Any = Field(None, alias="json", description="JSON body")
     form: dict[str, Scalar] | None = None
     multipart: dict[str, Scalar | Content] | None = None
