@@ -6,6 +6,7 @@ import fnmatch
 import json
 from typing import Any
 
+from core import redact
 from core.waiting import Seen, eventually
 from gates.backends.types import Span, TracesBackend
 from gates.checks.common import GRACE_S, Judge, mask, probe_for
@@ -157,13 +158,23 @@ async def trace_attributes_check(check: TraceAttributesCheck, ctx: CheckContext,
                         passed=lambda _, lat: "")
     spans = out.found
     problems: list[str] = []
+    # every encoding a system may write a secret in (URL, base64, JSON-escaped, hex ...)
+    canary = redact.canary(tuple(sorted(set(secrets))))
     for span in spans:
+        leaked = False
         for key, value in span.attributes.items():
             if any(f in key.lower() for f in forbidden):
                 problems.append(f"{span.describe()} carries attribute {key!r}")
             text = json.dumps(value, default=str) if not isinstance(value, str) else value
-            if any(s in text for s in secrets):
-                problems.append(f"{span.describe()} attribute {key!r} holds a secret value")
+            hits = canary.hits(text)
+            if hits:
+                leaked = True
+                problems.append(f"{span.describe()} attribute {key!r} holds a secret value "
+                                f"({hits[0].encoding})")
+        if not leaked and canary and (hits := canary.hits(redact.joined(span.attributes))):
+            # split over two attributes: found only when their values are read as one
+            problems.append(f"{span.describe()} attributes hold a secret value split "
+                            f"across them ({hits[0].encoding})")
     evidence["spans"] = len(spans)
     if problems:
         evidence["problems"] = [mask(p, secrets) for p in problems]

@@ -288,3 +288,28 @@ def test_notification_via_pagerduty_pass_and_late() -> None:
         r = judge_with({"signal": "notification", "alertname": "HighErrorRate",
                         "deadline_s": 2}, anchors=anchors, **pd)
         assert r.status == "fail" and "arrived late" in r.message  # PD: 1 s resolution
+
+
+def test_trace_attributes_find_a_secret_encoded_or_split_across_attributes() -> None:
+    """base64, URL-encoded and split secrets in span attributes fail as a plain one does."""
+    import base64
+    import urllib.parse
+    fake = FakeTraces()
+    ids = {"b64": "c" * 32, "url": "d" * 32, "split": "e" * 32}
+    fake.add(ids["b64"], "POST /api/login", "web", attributes={
+        "http.request.header.x-debug": base64.b64encode(f"demo:{SECRET}".encode()).decode()})
+    fake.add(ids["url"], "POST /api/login", "web", attributes={
+        "url.query": "password=" + urllib.parse.quote(SECRET + "&=/", safe="")})
+    half = len(SECRET) // 2
+    fake.add(ids["split"], "POST /api/login", "web",
+             attributes={"a.part1": SECRET[:half], "a.part2": SECRET[half:]})
+    check = {"signal": "trace_attributes", "deadline_s": 1}
+    with serve(fake.app("zipkin")) as url:
+        traces = {"traces": lambda http: ZipkinTraces(url, http)}
+        for how, trace_id in ids.items():
+            r = judge_with(check, phase="baseline",
+                           probes=[make_probe("login", trace_id=trace_id)],
+                           secrets=[SECRET], **traces)
+            assert r.status == "fail", (how, r.message)
+            assert "secret value" in r.message and SECRET not in r.message
+            assert SECRET not in str(r.evidence)
