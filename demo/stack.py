@@ -27,6 +27,7 @@ from core.config import read_text
 from core.errors import ConfigError, StackError
 from core.procs import start_python_service
 from core.scratch import MARKER, mark_owner
+from gates.backends.config import SignalBackend
 from stack.base import (
     BINARY_READY_TIMEOUT_S,
     DISCOVERY_TIMEOUT_S,
@@ -133,14 +134,16 @@ def alertmanager_config_text(*, group_interval_s: float = 1.0,
 def prometheus_config_text(*, scrape_interval_s: float = 1.0,
                            evaluation_interval_s: float = 1.0,
                            rules_file: str = "rules/alerts.yml",
-                           targets_dir: str = "targets") -> str:
-    """Prometheus config: jobs ``web`` and ``storage`` and the Alertmanager, all via file_sd.
+                           targets_dir: str = "targets",
+                           job_names: tuple[str, ...] = _DEMO_JOBS) -> str:
+    """Prometheus config: jobs ``web`` and ``storage`` (or ``job_names``) and the
+    Alertmanager, all via file_sd.
 
     Relative paths are relative to the config file, as Prometheus resolves them.
     """
     jobs: list[dict[str, Any]] = [
         {"job_name": job, "file_sd_configs": [{"files": [f"{targets_dir}/{job}.json"]}]}
-        for job in _DEMO_JOBS]
+        for job in job_names]
     return _prometheus_config_text(
         jobs=jobs, rule_files=[rules_file], scrape_interval_s=scrape_interval_s,
         evaluation_interval_s=evaluation_interval_s,
@@ -151,7 +154,10 @@ class DemoStack(StackBase[StackUrls]):
     """The demo system as child processes of this one: start, wait until really ready, stop."""
 
     label = "demo stack"
-    components = ("sink", "storage", "proxy", "web", "alertmanager", "prometheus")
+    components: tuple[str, ...] = ("sink", "storage", "proxy", "web", "alertmanager",
+                                   "prometheus")
+    description = "sink, storage, fault proxy, web, Alertmanager, Prometheus"
+    """What the stack runs, for the "starting" message."""
 
     def __init__(self, options: StackOptions, workdir: Path,
                  progress: Callable[[str], None] | None = None) -> None:
@@ -172,6 +178,14 @@ class DemoStack(StackBase[StackUrls]):
     def scrape_jobs(self) -> Mapping[str, int]:
         """web and storage, one target each."""
         return dict.fromkeys(_DEMO_JOBS, 1)
+
+    def signal_backends(self) -> dict[str, SignalBackend]:
+        """Per-signal backends the gate must read instead of the sink (none: the sink)."""
+        return {}
+
+    def _telemetry_args(self, sink_url: str) -> list[str]:
+        """Where web and storage send their telemetry (all of it to the sink here)."""
+        return ["--sink-url", sink_url]
 
     async def reconfigure(self, *, sabotage: tuple[str, ...] = (), rules_text: str | None = None,
                           alertmanager_config_text: str | None = None,
@@ -224,12 +238,12 @@ class DemoStack(StackBase[StackUrls]):
         port = {name: str(urlsplit(getattr(urls, name)).port) for name in _DEMO_JOBS}
         storage, web = await asyncio.gather(
             start_python_service(self._procs, "storage", "demo.storage",
-                                 ["--sink-url", urls.sink, "--port", port["storage"]],
+                                 [*self._telemetry_args(urls.sink), "--port", port["storage"]],
                                  env={"DEMO_SABOTAGE": knobs}, log_dir=self.log_dir,
                                  timeout=PYTHON_SERVICE_TIMEOUT_S),
             start_python_service(self._procs, "web", "demo.web",
-                                 ["--storage-url", urls.proxy, "--sink-url", urls.sink,
-                                  "--port", port["web"]],
+                                 ["--storage-url", urls.proxy,
+                                  *self._telemetry_args(urls.sink), "--port", port["web"]],
                                  env={"DEMO_PASSWORD": self.options.password,
                                       "DEMO_SABOTAGE": knobs},
                                  log_dir=self.log_dir, timeout=PYTHON_SERVICE_TIMEOUT_S))
@@ -322,10 +336,11 @@ class DemoStack(StackBase[StackUrls]):
         prom_dir = self.prometheus_dir
         (prom_dir / "prometheus.yml").write_text(prometheus_config_text(
             scrape_interval_s=self.options.scrape_interval_s,
-            evaluation_interval_s=self.options.evaluation_interval_s), encoding="utf-8")
+            evaluation_interval_s=self.options.evaluation_interval_s,
+            job_names=tuple(self.scrape_jobs())), encoding="utf-8")
         # The placeholders are valid URLs, so the templates validate as they are.
         self.rules_path.write_text(self._rules_template, encoding="utf-8")
-        for name in _DEMO_JOBS:
+        for name in self.scrape_jobs():
             write_atomic(prom_dir / "targets" / f"{name}.json", "[]")
         self.alertmanager_config_path.write_text(am_template, encoding="utf-8")
         return am_template
@@ -346,13 +361,14 @@ class DemoStack(StackBase[StackUrls]):
         sabotage = ",".join(self.options.sabotage)
         urls = {"sink": await sink_url}
         urls["storage"] = await self._start_python("storage", "demo.storage",
-                                                   ["--sink-url", urls["sink"]],
+                                                   self._telemetry_args(urls["sink"]),
                                                    {"DEMO_SABOTAGE": sabotage})
         urls["proxy"] = await self._start_python("proxy", "chaos.proxy",
                                                  ["--upstream", urls["storage"]])
         # The password travels in the environment only: argv is visible to every user.
         urls["web"] = await self._start_python(
-            "web", "demo.web", ["--storage-url", urls["proxy"], "--sink-url", urls["sink"]],
+            "web", "demo.web", ["--storage-url", urls["proxy"],
+                                *self._telemetry_args(urls["sink"])],
             {"DEMO_PASSWORD": self.options.password, "DEMO_SABOTAGE": sabotage})
         assert self._web_url is not None
         self._web_url.set_result(urls["web"])
@@ -361,7 +377,22 @@ class DemoStack(StackBase[StackUrls]):
 
     async def _services_ready(self) -> None:
         assert self._web_url is not None
-        await self._web_url
+        await self._warm_up(await self._web_url)
+
+    async def _warm_up(self, web_url: str) -> None:
+        """Serve web's slow first requests (lazy set-up, the first connection to storage, the
+        multipart parser) before Prometheus first scrapes it: they stay out of every rate()
+        window, so on a busy machine SlowRequests does not go pending in the gate's first
+        seconds (reconfigure() does the same for a restarted web)."""
+        async with httpx.AsyncClient(base_url=web_url, timeout=5.0, trust_env=False) as client:
+            for _ in range(2):
+                with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, TypeError):
+                    for path in ("/health/live", "/health/ready", "/health"):
+                        await client.get(path)
+                    resp = await client.post("/api/login", json={
+                        "username": "demo", "password": self.options.password})
+                    await client.post("/api/uploads", files={"file": ("warm-up.bin", b"0" * 64)},
+                                      headers={"Authorization": f"Bearer {resp.json()['token']}"})
 
     def _before_discovery(self, urls: dict[str, str]) -> bool:
         # file_sd notices these on its own (inotify); discovery applies them on its next tick.

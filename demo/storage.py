@@ -1,7 +1,7 @@
 """The demo ``storage`` service: keeps uploaded objects in memory.
 
-``python -m demo.storage --sink-url URL [--host 127.0.0.1] [--port 0]`` prints
-``READY <url>`` once it accepts connections.
+``python -m demo.storage --sink-url URL [--otlp-url URL] [--host 127.0.0.1] [--port 0]``
+prints ``READY <url>`` once it accepts connections.
 """
 
 from __future__ import annotations
@@ -78,11 +78,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``python -m demo.storage``."""
     parser = argparse.ArgumentParser(prog="demo.storage", description=__doc__)
     parser.add_argument("--sink-url", required=True)
+    parser.add_argument("--otlp-url", help="where OTLP traces and logs go (default: the sink)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
     sabotage = sabotage_or_exit(os.environ.get("DEMO_SABOTAGE"), "demo.storage")
-    telemetry = Telemetry("storage", args.sink_url, sabotage)
+    telemetry = Telemetry("storage", args.sink_url, sabotage, otlp_url=args.otlp_url)
     run_asgi(create_app(telemetry), args.host, args.port)
 
 

@@ -52,6 +52,7 @@ KNOBS: frozenset[str] = frozenset({
     "leak_password_startup",  # a config dump at start-up, before any run begins
     "ready_always_200",
     "no_error_reporting",
+    "no_frontend_error_reporting",  # the page's browser SDKs drop every report (beforeSend)
     "health_ignores_storage",
 })
 
@@ -185,22 +186,26 @@ class OtlpLogHandler(logging.Handler):
 class Telemetry:
     """A service's tracer, logger, metrics registry and Sentry client, set up once."""
 
-    def __init__(self, service: str, sink_url: str, sabotage: frozenset[str]) -> None:
+    def __init__(self, service: str, sink_url: str, sabotage: frozenset[str],
+                 otlp_url: str | None = None) -> None:
         self.service = service
         self.sink_url = sink_url.rstrip("/")
+        # OTLP traces and logs go here (an OpenTelemetry Collector, say); Sentry events
+        # always go to the sink
+        self.otlp_url = (otlp_url or sink_url).rstrip("/")
         self.sabotage = sabotage
         resource = Resource.create({"service.name": service})
 
         self.tracer_provider = TracerProvider(resource=resource)
         self.tracer_provider.add_span_processor(BatchSpanProcessor(
-            OTLPSpanExporter(endpoint=f"{self.sink_url}/v1/traces", timeout=EXPORT_TIMEOUT_S),
+            OTLPSpanExporter(endpoint=f"{self.otlp_url}/v1/traces", timeout=EXPORT_TIMEOUT_S),
             schedule_delay_millis=BATCH_DELAY_MS))
         trace.set_tracer_provider(self.tracer_provider)
         self.tracer = self.tracer_provider.get_tracer(f"demo.{service}")
 
         self.logger_provider = LoggerProvider(resource=resource)
         self.logger_provider.add_log_record_processor(BatchLogRecordProcessor(
-            OTLPLogExporter(endpoint=f"{self.sink_url}/v1/logs", timeout=EXPORT_TIMEOUT_S),
+            OTLPLogExporter(endpoint=f"{self.otlp_url}/v1/logs", timeout=EXPORT_TIMEOUT_S),
             schedule_delay_millis=BATCH_DELAY_MS))
         self.log = self._setup_logging()
 

@@ -1,8 +1,9 @@
-"""The demo ``web`` service: login, upload, health and runbook pages in front of storage.
+"""The demo ``web`` service: login, upload, health, runbook and frontend pages in front of storage.
 
-``python -m demo.web --storage-url URL --sink-url URL [--host 127.0.0.1] [--port 0]``
-prints ``READY <url>``. The password comes from ``DEMO_PASSWORD`` (never argv), the
-user name from ``DEMO_USER`` (default ``demo``), sabotage knobs from ``DEMO_SABOTAGE``.
+``python -m demo.web --storage-url URL --sink-url URL [--otlp-url URL] [--host 127.0.0.1]
+[--port 0]`` prints ``READY <url>``. The password comes from ``DEMO_PASSWORD`` (never
+argv), the user name from ``DEMO_USER`` (default ``demo``), sabotage knobs from
+``DEMO_SABOTAGE``. OTLP goes to ``--otlp-url`` (default: the sink).
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from starlette.applications import Starlette
@@ -35,8 +38,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from core import __version__
 from core.serve import run_asgi
-from demo.telemetry import ObservabilityMiddleware, Telemetry, sabotage_or_exit
+from demo.telemetry import (
+    ObservabilityMiddleware,
+    Telemetry,
+    request_id_var,
+    sabotage_or_exit,
+)
 
 SESSION_COOKIE = "session"
 CSRF_COOKIE = "csrftoken"
@@ -44,6 +53,14 @@ HEALTH_TIMEOUT_S = 1.0
 STORAGE_TIMEOUT_S = 5.0
 # Bounded so a probe hammering GET /login cannot grow memory without limit.
 MAX_CSRF_TOKENS = 10_000
+
+# The page's browser SDKs (@sentry/browser, posthog-js), bundled at build time by
+# scripts/build-demo-frontend.sh from the pinned demo/frontend/package-lock.json.
+FRONTEND_BUNDLE = Path(__file__).parent / "frontend" / "dist" / "demo-frontend.js"
+FRONTEND_SERVICE = "web-frontend"
+FRONTEND_SENTRY_PROJECT = 3  # the backend services are Sentry projects 1 and 2
+FRONTEND_POSTHOG_KEY = "phc_readygate_demo"  # a PostHog project key is public by design
+FRONTEND_ENVIRONMENT = "demo"
 
 RUNBOOKS: dict[str, tuple[str, str]] = {
     "ServiceDown": ("A demo service stopped answering its scrape.",
@@ -78,6 +95,51 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>"
         f"{body}</body></html>", status_code=status)
+
+
+def frontend_settings(config: WebConfig) -> dict[str, Any]:
+    """What the page's browser SDKs are told: the sink as Sentry DSN and PostHog host, the
+    release and environment they tag events with."""
+    sink = urlsplit(config.sink_url)
+    return {
+        "sentry_dsn": f"{sink.scheme}://readygate@{sink.netloc}/{FRONTEND_SENTRY_PROJECT}",
+        "posthog_host": config.sink_url.rstrip("/"), "posthog_key": FRONTEND_POSTHOG_KEY,
+        "release": f"readygate-demo@{__version__}", "environment": FRONTEND_ENVIRONMENT,
+        "service": FRONTEND_SERVICE,
+        # Sabotage: both SDKs drop every report before sending it (beforeSend returns null).
+        "drop_reports": "no_frontend_error_reporting" in config.sabotage,
+    }
+
+
+def frontend_page(settings: dict[str, Any]) -> HTMLResponse:
+    """The page whose button throws a JavaScript error, tied to the request's trace.
+
+    ``sentry-trace`` and ``baggage`` (Sentry's names) and ``traceparent`` carry the trace of
+    the request that rendered the page, so the browser SDKs' events carry the trace id of the
+    probe that loaded it.
+    """
+    ctx = trace.get_current_span().get_span_context()
+    trace_id, span_id = trace.format_trace_id(ctx.trace_id), trace.format_span_id(ctx.span_id)
+    sampled = "1" if ctx.trace_flags.sampled else "0"
+    baggage = ",".join(f"sentry-{k}={quote(str(v), safe='')}" for k, v in (
+        ("trace_id", trace_id), ("environment", settings["environment"]),
+        ("release", settings["release"]), ("public_key", "readygate"),
+        ("sampled", "true" if sampled == "1" else "false")))
+    page_settings = {**settings, "request_id": request_id_var.get()}
+    # JSON inside <script>: "<" escaped so no value can close the element.
+    data = json.dumps(page_settings).replace("<", "\\u003c")
+    return HTMLResponse(
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<meta name='sentry-trace' content='{trace_id}-{span_id}-{sampled}'>"
+        f"<meta name='baggage' content='{html.escape(baggage)}'>"
+        f"<meta name='traceparent' content='00-{trace_id}-{span_id}-0{sampled}'>"
+        "<title>Frontend</title></head><body><h1>Frontend</h1>"
+        "<p>The button throws an uncaught JavaScript error; the page's error trackers"
+        " (Sentry and PostHog, reporting to readygate's sink) must report it.</p>"
+        "<button type='button' id='throw-error'>Throw a JavaScript error</button>"
+        "<p id='report-status' role='status'></p>"
+        f"<script id='readygate-frontend' type='application/json'>{data}</script>"
+        "<script src='/static/demo-frontend.js'></script></body></html>")
 
 
 def create_app(config: WebConfig, telemetry: Telemetry) -> Starlette:
@@ -395,6 +457,24 @@ def create_app(config: WebConfig, telemetry: Telemetry) -> Starlette:
         return _page(f"Runbook: {name}", f"<h2>What it means</h2><p>{html.escape(what)}</p>"
                                          f"<h2>What to do</h2><p>{html.escape(todo)}</p>")
 
+    settings = frontend_settings(config)
+    bundle: dict[str, bytes] = {}
+
+    async def frontend(request: Request) -> Response:
+        return frontend_page(settings)
+
+    async def frontend_js(request: Request) -> Response:
+        if "js" not in bundle:
+            try:
+                bundle["js"] = FRONTEND_BUNDLE.read_bytes()
+            except OSError as exc:
+                telemetry.log.error("frontend bundle missing", extra={"fields": {
+                    "path": str(FRONTEND_BUNDLE), "error.type": type(exc).__name__}})
+                return Response("frontend bundle missing: run scripts/build-demo-frontend.sh",
+                                status_code=503, media_type="text/plain")
+        return Response(bundle["js"], media_type="text/javascript",
+                        headers={"Cache-Control": "no-cache"})
+
     async def index(request: Request) -> Response:
         return RedirectResponse("/upload", status_code=303)
 
@@ -427,6 +507,8 @@ def create_app(config: WebConfig, telemetry: Telemetry) -> Starlette:
         Route("/api/uploads/{id}", api_get_upload, methods=["GET"]),
         Route("/api/uploads/{id}", api_delete_upload, methods=["DELETE"]),
         Route("/runbooks/{alertname}", runbook, methods=["GET"]),
+        Route("/frontend", frontend, methods=["GET"]),
+        Route("/static/demo-frontend.js", frontend_js, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=[
         Middleware(ObservabilityMiddleware, telemetry=telemetry, routes=lambda: routes)])
@@ -437,6 +519,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="demo.web", description=__doc__)
     parser.add_argument("--storage-url", required=True)
     parser.add_argument("--sink-url", required=True)
+    parser.add_argument("--otlp-url", help="where OTLP traces and logs go (default: the sink)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
@@ -448,7 +531,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = WebConfig(storage_url=args.storage_url, sink_url=args.sink_url,
                        user=os.environ.get("DEMO_USER") or "demo", password=password,
                        sabotage=sabotage)
-    telemetry = Telemetry("web", args.sink_url, sabotage)
+    telemetry = Telemetry("web", args.sink_url, sabotage, otlp_url=args.otlp_url)
     run_asgi(create_app(config, telemetry), args.host, args.port)
 
 

@@ -216,6 +216,32 @@ class AlertRuleCheck(CheckBase):
         return f"alert rule {self.alertname} is sound"
 
 
+class AlertPolicyCheck(CheckBase):
+    """Cloud Monitoring alert policies, named by display name, are sound: enabled, notify
+    an enabled channel, carry documentation, and watch metrics that have data
+    (gates/checks/gcloud_policies.py; reads backends.alerts or backends.metrics of kind
+    gcloud)."""
+
+    signal: Literal["alert_policy"]
+    phase: PhaseName = "baseline"
+    policies: list[str] = Field(min_length=1, description="display names, e.g. "
+                                "\"API error rate > 5 %\"")
+    require_documentation: bool = Field(True, description="documentation.content non-empty")
+    channel_types: list[str] = Field(
+        default_factory=list, description="channel types each policy must notify, e.g. "
+        "[webhook_tokenauth] (the webhook to readygate sink that proves it fired)")
+    policy_severity: Literal["critical", "error", "warning"] | None = Field(
+        None, description="the severity each policy must carry (None: not judged)")
+    data_lookback_s: float | None = Field(
+        3600.0, gt=0, le=86400 * 42, description="each metric threshold or absence condition's "
+        "filter must match a time series written in this window (timeSeries.list); None: "
+        "not judged")
+    deadline_s: float = Field(10.0, gt=0, le=3600)
+
+    def default_name(self) -> str:
+        return f"alert policies {', '.join(self.policies)} are sound"
+
+
 class AlertResolvesCheck(CheckBase):
     """The alert, having fired, stops firing within the deadline after recovery."""
 
@@ -351,10 +377,19 @@ class ErrorEventCheck(CheckBase):
     journey: JourneyName | None = Field(
         None, description="the journey whose probes this check follows (default: any)")
     by: Literal["trace_id", "request_id"] = "trace_id"
+    probe: Literal["failed", "succeeded"] = Field(
+        "failed", description="the probe run the error belongs to: a failed one (an error the "
+        "fault caused), or a succeeded one (a journey that makes the page throw on purpose: "
+        "a frontend error trigger)")
+    release: bool = Field(False, description="the event must carry a release tag")
+    environment: str | None = Field(
+        None, description="the event must carry this environment tag (e.g. production)")
     anchor: Anchor = "probe_sent"
     deadline_s: float = Field(15.0, gt=0, le=3600)
 
     def default_name(self) -> str:
+        if self.probe == "succeeded":
+            return f"{self.journey or 'any journey'}'s error reported as an error event"
         return f"failed {self.journey or 'any journey'} reported as an error event"
 
 
@@ -425,11 +460,33 @@ class SloCheck(CheckBase):
         return f"{self.journey or 'any journey'} SLO: success >= {self.min_success_ratio:.2%}{p95}"
 
 
+class DashboardCheck(CheckBase):
+    """Every panel of the named Grafana dashboards returns data (backends.dashboards)."""
+
+    signal: Literal["dashboard"]
+    phase: PhaseName = "baseline"
+    dashboards: list[str] = Field(min_length=1, description="dashboard uids (from the "
+                                  "dashboard's URL: /d/<uid>/...)")
+    vars: dict[str, str] = Field(
+        default_factory=dict, description="template variables for the target, e.g. "
+        "{service: web}; a variable not given keeps the dashboard's saved value")
+    window_s: float = Field(
+        300.0, gt=0, le=7 * 86400, description="the time range every panel is queried over, "
+        "ending at each look (as if the dashboard were opened on 'Last 5 minutes')")
+    skip_panels: list[str] = Field(
+        default_factory=list, description="panel titles (globs) not judged, e.g. an errors "
+        "panel that is empty on a healthy system")
+
+    def default_name(self) -> str:
+        return f"dashboard {', '.join(self.dashboards)}: every panel returns data"
+
+
 Check = Annotated[
     Union[AlertCheck, NotificationCheck, NoAlertCheck, TraceCheck, LogsCheck, MetricCheck,  # noqa: UP007
           ProbeCheck, HealthCheck, MetricContractCheck, CounterIncreasesCheck, AlertRuleCheck,
           AlertResolvesCheck, AlertNotSilencedCheck, LogFieldsCheck, LogLevelsCheck,
           LogBudgetCheck, SecretLeakCheck, TraceErrorSpanCheck, TraceAttributesCheck,
-          ErrorEventCheck, PiiScrubbedCheck, HygieneCheck, SloCheck],
+          ErrorEventCheck, PiiScrubbedCheck, HygieneCheck, SloCheck, AlertPolicyCheck,
+          DashboardCheck],
     Field(discriminator="signal"),
 ]

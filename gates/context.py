@@ -11,6 +11,7 @@ from gates.backends.prometheus import PrometheusClient
 from gates.backends.sink import SinkClient, SinkErrors, SinkLogs, SinkNotifications, SinkTraces
 from gates.backends.types import (
     AlertsBackend,
+    DashboardsBackend,
     ErrorsBackend,
     LogsBackend,
     NotificationsBackend,
@@ -51,6 +52,7 @@ class CheckContext:
     notifications: NotificationsBackend | None = None
     # where alert state is read (default: prometheus); see prometheus_alerts()
     alerts: AlertsBackend | None = None
+    dashboards: DashboardsBackend | None = None  # where dashboard checks read (Grafana)
     http: httpx.AsyncClient | None = None        # for runbook links and raw /metrics scrapes
     services: dict[str, str] = field(default_factory=dict)  # target.services
     probe_base_url: str | None = None  # where journeys without a base_url go (health checks)

@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
                            "no_propagation")
     demo.add_argument("--rules", metavar="FILE", help="alert rules to load instead of the "
                       "demo's own")
+    demo.add_argument("--backends", choices=["sink", "real"], default="sink",
+                      help="sink (default): the embedded sink holds traces and logs; real: "
+                           "an OpenTelemetry Collector fans them out to Jaeger and "
+                           "VictoriaLogs (built by scripts/install-peers.sh)")
     report_args(demo)
 
     run = sub.add_parser("run", help="run a gate against the configured target")
@@ -213,9 +217,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             from demo.stack import read_rules
 
             rules_text = read_rules(args.rules)
+        if args.backends == "real":
+            from demo.real_backends import require_peers
+
+            require_peers()  # before anything starts: exit 3 naming install-peers.sh
         options = _report_options(args, RunOptions(out_dir=Path(args.out)))
         return asyncio.run(run_demo(config, options, gate=gate, sabotage=args.sabotage,
-                                    rules_text=rules_text))
+                                    rules_text=rules_text, backends=args.backends))
     if args.command == "selftest":
         from readygate.selftest import selftest_command
 

@@ -9,7 +9,7 @@ of secret fields (passwords, tokens, webhook URLs) are registered with
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,7 +44,7 @@ from probes.spec import (
     JourneysFile,
     check_variables,
 )
-from reports.config import Links, Notify
+from reports.config import Links, Notify, Reports
 from scenarios.config import Gate, RunConfig, check_gate_journeys, check_gate_references
 from stack.config import StackSettings, check_stack
 
@@ -76,6 +76,7 @@ class Config(Model):
     demo: DemoSettings = Field(default_factory=DemoSettings)
     links: Links = Field(default_factory=Links)
     notify: Notify = Field(default_factory=Notify)
+    reports: Reports = Field(default_factory=Reports)
     stack: StackSettings | None = Field(
         None, description="what `readygate stack` starts around your running service "
                           "(docs/stack.md)")
@@ -92,6 +93,7 @@ class Config(Model):
         out: list[str] = []
         # passwords in URL user-info, basic auth, header values, TLS key passwords
         out += self.target.secrets() + self.backends.secrets() + secret_values(self.probes)
+        out += secret_values(self.reports)  # the Grafana annotations token, basic auth, headers
         if self.target.credentials.password is not None:
             out.append(self.target.credentials.password.get_secret_value())
         for backend in (self.backends.prometheus, self.backends.alertmanager, self.backends.sink,
@@ -223,9 +225,31 @@ def _check_references(config: Config, lines: Mapping[Loc, int], path: str) -> No
                 where = ("journeys", name) if defined.source == path else ("probes",)
                 raise error_at(problem, path, where, lines)
     for gname, gate in config.gates.items():
+        _check_backends_for_checks(config, gate.checks, lines, path, ("gates", gname))
         check_gate_references(gate, config.target, lines, path, ("gates", gname))
         check_gate_journeys(gate, probe_journeys(config), lines, path, ("gates", gname),
                             defined=catalog.names)
+
+
+# checks that read one backend only: signal -> (what it needs, the backends that provide it)
+_NEEDS: dict[str, tuple[str, Callable[[Config], bool]]] = {
+    "dashboard": ("backends.dashboards (kind: grafana)",
+                  lambda c: c.backends.dashboards is not None),
+    "alert_policy": ("backends.alerts or backends.metrics of kind gcloud",
+                     lambda c: any(b is not None and b.kind == "gcloud"
+                                   for b in (c.backends.alerts, c.backends.metrics))),
+}
+
+
+def _check_backends_for_checks(config: Config, checks: Sequence[Any],
+                               lines: Mapping[Loc, int], path: str, prefix: Loc) -> None:
+    """A check whose only source is a backend the config lacks could only end in an error:
+    refused here, naming the check and what to set."""
+    for i, check in enumerate(checks):
+        need = _NEEDS.get(check.signal)
+        if need is not None and not need[1](config):
+            raise error_at(f"a {check.signal} check reads {need[0]}, which is not set", path,
+                           (*prefix, "checks", i, "signal"), lines)
 
 
 def load_config(path: str | Path) -> Config:

@@ -30,6 +30,7 @@ from gates.config import HygieneCheck
 from gates.context import Anchors, CheckContext
 from readygate.config import Config
 from reports.console import ConsoleProgress
+from reports.grafana import TimelineAnnotations, publish
 from reports.model import Report
 from reports.render import render_console
 from reports.writer import archive_report, scrubbed, write_reports, write_text_artifact
@@ -59,7 +60,8 @@ def build_context(config: Config, client: httpx.AsyncClient,
                         probe_results=[], poll_interval_s=poll_interval_s, links=links,
                         alertmanager=b.alertmanager, metrics=b.metrics, logs=b.logs,
                         traces=b.traces, errors=b.errors, notifications=b.notifications,
-                        alerts=b.alerts, http=client, services=dict(config.target.services),
+                        alerts=b.alerts, dashboards=b.dashboards, http=client,
+                        services=dict(config.target.services),
                         secrets=config.secrets(), scrape_http=b.scrape,
                         backend_clients=b.clients)
 
@@ -110,6 +112,10 @@ async def run_gate(config: Config, gate: str, options: RunOptions, *,
                      injector=injector, allow_production=options.allow_production,
                      stack_info=stack_info or {}, workdir=options.out_dir)
         runner = ScenarioRunner(env, bus)
+        grafana = config.reports.grafana_annotations
+        timeline = TimelineAnnotations(grafana.tags) if grafana is not None else None
+        if timeline is not None:
+            bus.subscribe(timeline)
         task = asyncio.current_task()
         assert task is not None
         try:
@@ -126,7 +132,27 @@ async def run_gate(config: Config, gate: str, options: RunOptions, *,
             report.reason = ("evidence backend(s) went away during the run: " + "; ".join(dead)
                              + "; the checks cannot be trusted")
             bus.emit(Note(time.time(), report.reason, "warning"))
+        if timeline is not None:
+            await write_annotations(config, timeline, report, bus)
         return report
+
+
+async def write_annotations(config: Config, timeline: TimelineAnnotations, report: Report,
+                            bus: EventBus) -> None:
+    """The run's timeline as Grafana annotations; what failed is a warning in the report."""
+    from gates.backends.grafana import grafana_api
+
+    spec = config.reports.grafana_annotations
+    assert spec is not None
+    api = grafana_api(spec.url, token=spec.token.get_secret_value() if spec.token else None,
+                      org_id=spec.org_id, timeout_s=spec.timeout_s, http=spec,
+                      name="reports.grafana_annotations")
+    for line in await asyncio.to_thread(publish, api, timeline.annotations(report),
+                                        spec.dashboard_uids):
+        note = Note(time.time(), line, "warning")
+        bus.emit(note)
+        report.timeline.append({"type": "Note", "at": note.at, "message": line,
+                                "level": "warning"})
 
 
 async def dead_backends(context: CheckContext) -> list[str]:
@@ -209,9 +235,15 @@ async def run_drill(config: Config, scenario: str, options: RunOptions, *,
 
 
 async def run_demo(config: Config, options: RunOptions, *, gate: str | None = None,
-                   sabotage: list[str] | None = None, rules_text: str | None = None) -> int:
-    """`readygate demo`: start the bundled demo stack, run the gate on it, stop everything."""
-    from demo.stack import DemoStack, StackOptions, read_rules  # optional for `run`
+                   sabotage: list[str] | None = None, rules_text: str | None = None,
+                   backends: str = "sink") -> int:
+    """`readygate demo`: start the bundled demo stack, run the gate on it, stop everything.
+
+    ``backends="real"``: the services' traces and logs go through a real OpenTelemetry
+    Collector to real Jaeger and VictoriaLogs, which the gate reads (demo.real_backends).
+    """
+    from demo.real_backends import RealBackendsStack  # optional for `run`
+    from demo.stack import DemoStack, StackOptions, read_rules
 
     gate = gate or config.demo.gate
     bus = EventBus([ConsoleProgress(options.stderr,
@@ -232,19 +264,19 @@ async def run_demo(config: Config, options: RunOptions, *, gate: str | None = No
     # ours is marked with this PID and start time, so a later run leaves it while we live
     sweep_stale()
     workdir = scratch_dir("readygate-demo-")
-    stack = DemoStack(stack_options, workdir,
-                      progress=lambda msg: bus.emit(Note(time.time(), msg)))
+    stack = (RealBackendsStack if backends == "real" else DemoStack)(
+        stack_options, workdir, progress=lambda msg: bus.emit(Note(time.time(), msg)))
     t0 = time.time()
     try:
-        bus.emit(Note(t0, "starting the demo stack: sink, storage, fault proxy, web, "
-                          "Alertmanager, Prometheus"))
+        bus.emit(Note(t0, f"starting the demo stack: {stack.description}"))
         urls = await start_stack(stack, task)
         if urls is None:
             report = empty_report(config, gate, t0, f"interrupted by "
                                    f"{interrupt.signal_name or 'a signal'} while the stack "
                                    "was starting")
             return finish(report, options, config)
-        filled = with_stack_files(with_stack(config, urls), rules=[stack.rules_path],
+        filled = with_stack_files(with_stack(config, urls, stack.signal_backends()),
+                                  rules=[stack.rules_path],
                                   alertmanager_config=stack.alertmanager_config_path)
         info: dict[str, Any] = {
             "components": dict(urls.__dict__),
@@ -266,15 +298,15 @@ async def run_demo(config: Config, options: RunOptions, *, gate: str | None = No
     return finish(report, options, config)
 
 
-def with_stack(config: Config, urls: Any) -> Config:
-    """The config with the demo stack's URLs filled in."""
+def with_stack(config: Config, urls: Any, signal_backends: dict[str, Any] | None = None) -> Config:
+    """The config with the demo stack's URLs (and its per-signal backends) filled in."""
     target = config.target.model_copy(update={
         "services": {"web": urls.web, "storage": urls.storage},
         "fault_proxies": {"storage": urls.proxy}})
     backends = config.backends.model_copy(update={
         "prometheus": Backend(url=urls.prometheus),
         "alertmanager": Backend(url=urls.alertmanager),
-        "sink": Backend(url=urls.sink)})
+        "sink": Backend(url=urls.sink), **(signal_backends or {})})
     return config.model_copy(update={"target": target, "backends": backends})
 
 

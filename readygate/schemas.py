@@ -11,7 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from core.config import json_schema
+from core.config import ENV_PATTERN, json_schema
+from gates.backends import registry
+from gates.backends.config import BACKEND_KINDS
 from probes.spec import JourneysFile
 from readygate.config import Config
 from scenarios.files import ScenarioFile
@@ -27,7 +29,30 @@ SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
 def schema(name: str) -> dict[str, Any]:
     """The JSON Schema called ``name`` (a key of :data:`SCHEMAS`)."""
     model, title = SCHEMAS[name]
-    return json_schema(model, title)
+    out = json_schema(model, title)
+    if name == "config":
+        _backend_kinds(out)
+    return out
+
+
+def _backend_kinds(config: dict[str, Any]) -> None:
+    """Each signal's backend ``kind`` as an enum of the registered kinds (editors offer
+    them; a misspelt kind is flagged before readygate runs), and listed in its description.
+
+    One model (``SignalBackend``) serves every signal, so the kinds are added per signal
+    here, beside the model's own ``$ref``.
+    """
+    backends = config.get("$defs", {}).get("Backends", {}).get("properties", {})
+    for signal in sorted(BACKEND_KINDS):
+        node = backends.get(signal)
+        if node is None:
+            continue
+        names = sorted(registry.kinds(signal) | BACKEND_KINDS[signal])
+        kind = {"anyOf": [{"enum": names}, {"type": "string", "pattern": ENV_PATTERN}]}
+        node["anyOf"] = [{"$ref": n["$ref"], "properties": {"kind": kind}} if "$ref" in n
+                         else n for n in node.get("anyOf", [])]
+        node["description"] = (f"{node.get('description', '').rstrip('.')}. "
+                               f"Kinds: {', '.join(names)}").lstrip(". ")
 
 
 def schema_text(name: str) -> str:

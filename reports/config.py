@@ -1,4 +1,5 @@
-"""``links:`` and ``notify:`` in readygate.yaml: where reports link to and who hears of a run."""
+"""``links:``, ``notify:`` and ``reports:`` in readygate.yaml: where reports link to, who
+hears of a run, and where else its outcome is written (Grafana annotations)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 
 from core.config import Model
+from core.http import HttpFields
 
 
 class Links(Model):
@@ -68,3 +70,34 @@ class Notify(Model):
         description="verdicts that send a notification")
     slack: SlackNotify | None = None
     webhook: WebhookNotify | None = None
+
+
+class GrafanaAnnotations(HttpFields):
+    """The run's timeline written on Grafana dashboards as annotations (opt-in): the fault
+    window (a region), alerts firing and resolved, notifications, the verdict."""
+
+    url: str = Field(description="Grafana's base URL, e.g. https://grafana.example.com")
+    token: SecretStr | None = Field(
+        None, description="service account token (annotations:write); always redacted")
+    org_id: int | None = Field(None, ge=1, description="the organization (X-Grafana-Org-Id); "
+                               "default: the token's")
+    dashboard_uids: list[str] = Field(
+        default_factory=list, description="dashboards to annotate (uids); empty: organization "
+        "annotations, shown by any dashboard whose annotation query filters on the tags")
+    tags: list[str] = Field(
+        default_factory=list, description="tags added to readygate, gate:<name>, run:<id>")
+    timeout_s: float = Field(5.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _url(self) -> GrafanaAnnotations:
+        if not re.match(r"^https?://", self.url):
+            raise ValueError(f"url {self.url!r} is not an http(s) URL")
+        return self
+
+
+class Reports(Model):
+    """Where a run's outcome is written besides its report files."""
+
+    grafana_annotations: GrafanaAnnotations | None = Field(
+        None, description="annotate Grafana dashboards with the run's timeline "
+        "(docs/reports.md); a failure to write is a warning, never a verdict")

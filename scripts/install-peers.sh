@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Build the real peers the tests run against (Jaeger, VictoriaMetrics, VictoriaLogs,
-# Alertmanager 0.35, Toxiproxy) from their Go modules into peers/bin/.
+# Alertmanager 0.35, Toxiproxy, the OpenTelemetry Collector) from their Go modules into
+# peers/bin/.
 #
 # Each peer is a `tool` of a small Go module of ours (peers/<name>/go.mod, go.sum committed),
 # one module per peer so their dependency graphs never meet (one shared module would let
 # Go's minimal version selection lift Jaeger's OpenTelemetry modules for Alertmanager's sake).
+# The Collector publishes no ready-made command module (otelcorecol is not one), so
+# peers/otelcol holds a main package of ours that wires the collector's components.
 # Idempotent: a peer whose binary was built from the same go.mod/go.sum and Go version is
 # not rebuilt. Modules and build results are cached in the user's GOMODCACHE and GOCACHE.
 #
@@ -21,13 +24,15 @@ peers_dir="$root/peers"
 bin_dir="$peers_dir/bin"
 jobs="${PEERS_JOBS:-1}"
 
-# name | module dir | package (its module is the version printed) | binary
+# name | module dir | package | binary | module whose version is printed (default: the
+# package's own module)
 table=(
   "jaeger|jaeger|github.com/jaegertracing/jaeger/cmd/jaeger|jaeger"
   "victoriametrics|victoriametrics|github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics|victoria-metrics"
   "victorialogs|victorialogs|github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs|victoria-logs"
   "alertmanager|alertmanager|github.com/prometheus/alertmanager/cmd/alertmanager|alertmanager"
   "toxiproxy|toxiproxy|github.com/Shopify/toxiproxy/v2/cmd/server|toxiproxy-server"
+  "otelcol|otelcol|readygate.local/peers/otelcol|otelcol|go.opentelemetry.io/collector/otelcol"
 )
 
 go_bin="$(command -v go || true)"
@@ -75,16 +80,20 @@ alertmanager_source() {
 }
 
 for row in "${table[@]}"; do
-  IFS='|' read -r name dir pkg binary <<<"$row"
+  IFS='|' read -r name dir pkg binary versioned <<<"$row"
+  versioned="${versioned:-$pkg}"
   if [ ${#wanted[@]} -gt 0 ] && [[ " ${wanted[*]} " != *" $name "* ]]; then
     continue
   fi
   mod="$peers_dir/$dir"
   out="$bin_dir/$binary"
   stamp="$bin_dir/.$binary.stamp"
-  want="$(cat "$mod/go.mod" "$mod/go.sum" | sha256sum | cut -c1-16) $go_version"
+  # our own Go sources (peers/otelcol/main.go) count too; the other peers have none
+  want="$({ cat "$mod/go.mod" "$mod/go.sum"
+            find "$mod" -maxdepth 1 -name '*.go' -print0 | sort -z | xargs -0 -r cat; } |
+          sha256sum | cut -c1-16) $go_version"
   if [ -x "$out" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-    echo "peer $name: up to date: $(version_of "$out" "$pkg")"
+    echo "peer $name: up to date: $(version_of "$out" "$versioned")"
     continue
   fi
   log="$bin_dir/.$binary.build.log"
@@ -112,5 +121,5 @@ for row in "${table[@]}"; do
   fi
   mv -f "$out.tmp" "$out"
   echo "$want" >"$stamp"
-  echo "peer $name: built in $(( $(date +%s) - start ))s: $(version_of "$out" "$pkg")"
+  echo "peer $name: built in $(( $(date +%s) - start ))s: $(version_of "$out" "$versioned")"
 done

@@ -6,7 +6,6 @@ Each function turns a request body into plain rows for :mod:`sink.store`, or rai
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import zlib
@@ -41,23 +40,55 @@ def loads(data: bytes | str) -> Any:
         raise BadPayload("JSON nested too deeply") from None
 
 
-def decompress(body: bytes, encoding: str | None) -> bytes:
-    """Undo a Content-Encoding of gzip, deflate (zlib or raw), br, or identity."""
+# One request's body, before and after decompression (the OpenTelemetry Collector's HTTP
+# receivers default to 20 MiB): a larger one is refused with 413, so one sender cannot
+# make the sink hold gigabytes (a gzip bomb inflates ~1000x).
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+class TooLarge(BadPayload):
+    """The body is over :data:`MAX_BODY_BYTES` (answered with 413)."""
+
+
+def _inflate(body: bytes, wbits: int, limit: int) -> bytes:
+    """zlib/gzip/raw deflate, every gzip member, stopping past ``limit`` bytes of output."""
+    out: list[bytes] = []
+    size = 0
+    data = body
+    while data:
+        d = zlib.decompressobj(wbits)
+        chunk = d.decompress(data, limit - size + 1)
+        size += len(chunk)
+        out.append(chunk)
+        if size > limit or d.unconsumed_tail:
+            raise TooLarge(f"decoded body is over {limit} bytes")
+        if not d.eof:
+            raise BadPayload("truncated compressed body")
+        data = d.unused_data if wbits > 16 else b""  # gzip: the next member, if any
+    return b"".join(out)
+
+
+def decompress(body: bytes, encoding: str | None, limit: int = MAX_BODY_BYTES) -> bytes:
+    """Undo a Content-Encoding of gzip, deflate (zlib or raw), br, or identity; at most
+    ``limit`` bytes come out (:class:`TooLarge` otherwise)."""
     enc = (encoding or "identity").strip().lower()
     try:
         if enc in ("", "identity"):
             return body
         if enc in ("gzip", "x-gzip"):
-            return gzip.decompress(body)
+            return _inflate(body, 16 + zlib.MAX_WBITS, limit)
         if enc == "deflate":
             try:
-                return zlib.decompress(body)
+                return _inflate(body, zlib.MAX_WBITS, limit)
             except zlib.error:  # some clients send raw deflate without the zlib header
-                return zlib.decompress(body, -zlib.MAX_WBITS)
+                return _inflate(body, -zlib.MAX_WBITS, limit)
         if enc == "br":
             if _brotli is None:
                 raise BadPayload("Content-Encoding br needs the brotli module")
-            return bytes(_brotli.decompress(body))
+            out = bytes(_brotli.decompress(body))
+            if len(out) > limit:
+                raise TooLarge(f"decoded body is over {limit} bytes")
+            return out
     except (OSError, EOFError, zlib.error) as exc:
         raise BadPayload(f"cannot decode {enc} body: {exc}") from exc
     except BadPayload:

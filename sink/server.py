@@ -1,4 +1,4 @@
-"""The sink's HTTP side: OTLP/HTTP, Sentry, Alertmanager webhooks in; the JSON query API out.
+"""The sink's HTTP side: OTLP/HTTP, Sentry, PostHog, alert webhooks in; the JSON query API out.
 
 ``python -m sink.server --db PATH [--host 127.0.0.1] [--port 0]`` prints ``READY <url>``
 (the demo stack starts the sink this way; OTLP/gRPC stays off). ``readygate sink``
@@ -13,7 +13,7 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,8 +25,10 @@ from starlette.routing import Route
 
 from core.serve import run_asgi
 from sink.formats import (
+    MAX_BODY_BYTES,
     BadPayload,
     Json,
+    TooLarge,
     decompress,
     envelope_events,
     error_row,
@@ -34,6 +36,7 @@ from sink.formats import (
     notification_rows,
 )
 from sink.otlp import LOGS, METRICS, TRACES, Signal, decode_http
+from sink.posthog import CAPTURE_PATHS, exception_rows
 from sink.store import DEFAULT_MAX_BYTES, DEFAULT_RETENTION_S, SinkDB
 from sink.webhooks import PARSERS
 
@@ -75,7 +78,29 @@ def _monotonic_bool(row: Json) -> None:
 def bad(exc: Exception) -> Response:
     """The 400 answer for a request the sink cannot take."""
     message = str(exc) if isinstance(exc, BadPayload) else f"malformed payload: {exc}"
-    return JSONResponse({"error": message}, status_code=400)
+    return JSONResponse({"error": message}, status_code=413 if isinstance(exc, TooLarge)
+                        else 400)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+# Browser SDKs (@sentry/browser, posthog-js) post from the page's own origin: the ingest
+# routes answer CORS like Sentry's and PostHog's do; the query API stays same-origin.
+_CORS_PREFLIGHT = {"Access-Control-Allow-Origin": "*",
+                   "Access-Control-Allow-Methods": "POST, OPTIONS",
+                   "Access-Control-Allow-Headers": "Content-Type, Content-Encoding",
+                   "Access-Control-Max-Age": "600"}
+
+
+def cors(handler: Handler) -> Handler:
+    """``handler`` answering CORS preflights and allowing any origin to post."""
+
+    async def wrapped(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers=_CORS_PREFLIGHT)
+        resp = await handler(request)
+        resp.headers["Access-Control-Allow-Origin"] = "*"
+        return resp
+    return wrapped
 
 
 def create_app(db: SinkDB) -> Starlette:
@@ -85,7 +110,17 @@ def create_app(db: SinkDB) -> Starlette:
         return await run_in_threadpool(fn, *args)
 
     async def read_body(request: Request) -> bytes:
-        return decompress(await request.body(), request.headers.get("content-encoding"))
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise TooLarge(f"request body of {declared} bytes is over {MAX_BODY_BYTES}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise TooLarge(f"request body is over {MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+        return decompress(b"".join(chunks), request.headers.get("content-encoding"))
 
     async def store(table: str, rows: list[Json]) -> Response | None:
         try:
@@ -154,6 +189,20 @@ def create_app(db: SinkDB) -> Starlette:
         if (failed := await store("notifications", rows)) is not None:
             return failed
         return JSONResponse({"stored": len(rows)})
+
+    async def posthog_capture(request: Request) -> Response:
+        received_at = time.time()
+        try:
+            count, rows = exception_rows(
+                await read_body(request), received_at,
+                content_type=request.headers.get("content-type"),
+                compression=request.query_params.get("compression"))
+        except CLIENT_ERRORS as exc:
+            return bad(exc)
+        if (failed := await store("errors", rows)) is not None:
+            return failed
+        # PostHog answers {"status": 1}; only $exception events are kept (docs/sink.md)
+        return JSONResponse({"status": 1, "events": count, "stored": len(rows)})
 
     async def vendor_webhook(request: Request) -> Response:
         received_at = time.time()
@@ -256,8 +305,10 @@ def create_app(db: SinkDB) -> Starlette:
         Route("/v1/traces", v1_traces, methods=["POST"]),
         Route("/v1/logs", v1_logs, methods=["POST"]),
         Route("/v1/metrics", v1_metrics, methods=["POST"]),
-        Route("/api/{project_id}/envelope/", envelope, methods=["POST"]),
-        Route("/api/{project_id}/store/", legacy_store, methods=["POST"]),
+        Route("/api/{project_id}/envelope/", cors(envelope), methods=["POST", "OPTIONS"]),
+        Route("/api/{project_id}/store/", cors(legacy_store), methods=["POST", "OPTIONS"]),
+        *(Route(path, cors(posthog_capture), methods=["POST", "OPTIONS"])
+          for path in CAPTURE_PATHS),
         Route("/alertmanager/webhook", alertmanager, methods=["POST"]),
         Route("/webhooks/{vendor}", vendor_webhook, methods=["POST"]),
         Route("/api/traces/{trace_id}", get_trace, methods=["GET"]),

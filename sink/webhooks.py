@@ -13,9 +13,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sink.formats import Json
+from sink.hooks_datadog import datadog_rows
+from sink.hooks_gcloud import incident_rows
+from sink.hooks_grafana import grafana_rows
+from sink.hooks_sentry import sentry_rows
 
 Parser = Callable[[Json, float], list[Json]]
 
 # vendor name in the URL -> parser (one import and one entry per vendor)
 PARSERS: dict[str, Parser] = {
+    "gcloud": incident_rows,
+    "datadog": datadog_rows,
+    "sentry": sentry_rows,
+    "grafana": grafana_rows,
 }

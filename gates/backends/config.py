@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -37,12 +38,14 @@ class ScrapeOptions(HttpFields):
 # Backend kinds per signal. gates.backends.registry adds every kind it registers, so a new
 # backend module is usable from YAML; these are the built-in names (kept in step by a test).
 BACKEND_KINDS: dict[str, set[str]] = {
-    "metrics": {"prometheus", "victoriametrics", "thanos", "mimir"},
-    "notifications": {"sink", "slack", "pagerduty"},
-    "logs": {"sink", "loki", "elasticsearch", "opensearch", "jsonl", "victorialogs"},
-    "traces": {"sink", "jaeger", "tempo", "zipkin"},
-    "errors": {"sink", "sentry"},
-    "alerts": {"prometheus"},
+    "metrics": {"prometheus", "victoriametrics", "thanos", "mimir", "gcloud"},
+    "notifications": {"sink", "slack", "pagerduty", "sentry", "opsgenie"},
+    "logs": {"sink", "loki", "elasticsearch", "opensearch", "jsonl", "victorialogs", "gcloud",
+             "datadog"},
+    "traces": {"sink", "jaeger", "tempo", "zipkin", "gcloud"},
+    "errors": {"sink", "sentry", "posthog", "gcloud"},
+    "alerts": {"prometheus", "gcloud", "datadog", "grafana"},
+    "dashboards": {"grafana"},
 }
 
 
@@ -62,6 +65,30 @@ class SignalBackend(HttpFields):
     path: str | None = Field(None, description="jsonl: a file or glob of JSON-lines files")
     organization: str | None = Field(None, description="sentry: organization slug")
     project: str | None = Field(None, description="sentry: project slug")
+    project_id: str | None = Field(None, description="posthog: the project id (a number); "
+                                   "gcloud: the Google Cloud project (default: the "
+                                   "credentials' own project)")
+    credentials_file: str | None = Field(
+        None, description="gcloud: a service-account key (or other google-auth JSON) file, "
+        "relative to the working directory; default: Application Default Credentials, or "
+        "token (an OAuth access token). Its secrets are never printed")
+    event: str = Field("$exception", description="posthog: the event name error checks "
+                       "read ($exception: PostHog error tracking; any event a journey must "
+                       "produce)")
+    site: str = Field("datadoghq.com", pattern=r"^[a-z0-9.-]+\.[a-z]+$", description=(
+        "datadog: the Datadog site (datadoghq.com, us3.datadoghq.com, us5.datadoghq.com, "
+        "datadoghq.eu, ap1.datadoghq.com, ddog-gov.com); `url` overrides it"))
+    app_key: SecretStr | None = Field(
+        None, description="datadog: the application key (token is the API key); always redacted")
+    query: str | None = Field(None, description="datadog logs: a log search query ANDed with "
+                              "every look (e.g. service:web env:prod); opsgenie: an alert "
+                              "search query ANDed likewise (e.g. teams:ops); gcloud logs: a "
+                              "Cloud Logging filter ANDed likewise (e.g. "
+                              "resource.type=\"cloud_run_revision\")")
+    monitor_tags: list[str] = Field(default_factory=list, description=(
+        "datadog alerts: only monitors carrying these tags (e.g. service:web)"))
+    org_id: int | None = Field(None, ge=1, description=(
+        "grafana: the organization to read (sent as X-Grafana-Org-Id); default: the token's"))
 
     @model_validator(mode="after")
     def _url(self) -> SignalBackend:
@@ -84,7 +111,10 @@ class Backends(Model):
     errors: SignalBackend | None = Field(None, description="default: the sink")
     alerts: SignalBackend | None = Field(
         None, description="where alert state is read (alert, no_alert, alert_resolves checks); "
-        "default: backends.prometheus. Another alerting engine: grafana, datadog, ...")
+        "default: backends.prometheus")
+    dashboards: SignalBackend | None = Field(
+        None, description="where dashboard checks read dashboards and run their panels' "
+        "queries: grafana")
     scrape: ScrapeOptions | None = Field(
         None, description="TLS, auth and proxies for raw /metrics scrapes (checks' scrape:)")
 
@@ -96,6 +126,11 @@ class Backends(Model):
         """Every secret of every backend: tokens, passwords, header values, key passwords."""
         return secret_values(self)
 
+
+# Names users reach for, answered with the kind that serves them ("did you mean").
+KIND_ALIASES = {name: "gcloud" for name in (
+    "gcp", "google", "google_cloud", "googlecloud", "stackdriver", "cloud_logging",
+    "cloud_trace", "cloud_monitoring", "error_reporting", "cloud_error_reporting")}
 
 _NO_HTTP = ("jsonl", "sink")
 _HTTP_KEYS = {"tls", "proxy_from_env", "basic_auth", "headers"}
@@ -119,18 +154,30 @@ def check_backends(backends: Backends, lines: Mapping[Loc, int], path: str) -> N
         known = BACKEND_KINDS[signal]
         loc: Loc = ("backends", signal)
         if backend.kind not in known:
-            close = difflib.get_close_matches(backend.kind, sorted(known), n=1, cutoff=0.5)
+            alias = KIND_ALIASES.get(backend.kind.lower().replace("-", "_"))
+            close = [alias] if alias in known else \
+                difflib.get_close_matches(backend.kind, sorted(known), n=1, cutoff=0.5)
             hint = f" (did you mean '{close[0]}'?)" if close else \
                 f" (one of: {', '.join(sorted(known))})"
             raise ConfigError(f"unknown {signal} backend {backend.kind!r}{hint}", path=path,
                               line=line_for((*loc, "kind"), lines), key=dotted((*loc, "kind")))
+        if backend.kind == "gcloud":  # Google's client libraries: their own auth and transport
+            _check_gcloud(signal, backend, loc, lines, path)
+            continue
         # SaaS kinds default to the vendor's URL; the sink's comes from backends.sink
         needs = {"jsonl": ["path"], "slack": ["channel"],
-                 "sentry": ["organization", "project"]}.get(backend.kind, ["url"])
+                 # sentry notifications read the organization's incidents: any project
+                 "sentry": ["organization", "project"] if signal == "errors"
+                 else ["organization"],
+                 "posthog": ["project_id", "token"]}.get(backend.kind, ["url"])
         if backend.kind in ("sink", "pagerduty"):
             needs = []
-        if backend.kind == "slack" and backend.basic_auth is not None:
-            raise ConfigError("slack authenticates with token, not basic_auth", path=path,
+        if backend.kind in ("datadog", "opsgenie"):  # the vendor's API by default
+            needs = ["token", "app_key"] if backend.kind == "datadog" else ["token"]
+        if backend.kind in ("slack", "datadog") and backend.basic_auth is not None:
+            what = "token and app_key" if backend.kind == "datadog" else "token"
+            raise ConfigError(f"{backend.kind} authenticates with {what}, not basic_auth",
+                              path=path,
                               line=line_for((*loc, "basic_auth"), lines),
                               key=dotted((*loc, "basic_auth")))
         if backend.kind in _NO_HTTP and (backend.model_fields_set & _HTTP_KEYS):
@@ -144,3 +191,33 @@ def check_backends(backends: Backends, lines: Mapping[Loc, int], path: str) -> N
             if getattr(backend, need) is None:
                 raise ConfigError(f"a {backend.kind} backend needs '{need}'", path=path,
                                   line=line_for(loc, lines), key=dotted(loc))
+
+
+def _check_gcloud(signal: str, backend: SignalBackend, loc: Loc, lines: Mapping[Loc, int],
+                  path: str) -> None:
+    """A gcloud backend: one way to authenticate, a readable key file, a project to read."""
+    def error(message: str, key: str | None = None) -> ConfigError:
+        where = (*loc, key) if key else loc
+        return ConfigError(message, path=path, line=line_for(where, lines), key=dotted(where))
+
+    if backend.token is not None and backend.credentials_file is not None:
+        raise error("token and credentials_file both authenticate: keep one", "token")
+    if backend.basic_auth is not None:
+        raise error("gcloud authenticates with Google credentials (credentials_file, token "
+                    "or Application Default Credentials), not basic_auth", "basic_auth")
+    # only the PromQL API is called through readygate's own HTTP client
+    if signal != "metrics" and (backend.model_fields_set & _HTTP_KEYS):
+        key = sorted(backend.model_fields_set & _HTTP_KEYS)[0]
+        raise error(f"gcloud {signal} goes through Google's client library, which does its own "
+                    f"TLS and reads HTTPS_PROXY itself: '{key}' does not apply", key)
+    if backend.credentials_file is not None:
+        file = Path(backend.credentials_file).expanduser()
+        if not file.is_file():
+            raise error(f"credentials_file {backend.credentials_file} does not exist",
+                        "credentials_file")
+    if backend.token is not None and not backend.project_id:
+        raise error("a gcloud backend with a token needs 'project_id' (a token names no "
+                    "project)")
+    if backend.query is not None and signal != "logs":
+        raise error(f"'query' (a Cloud Logging filter) applies to gcloud logs, not {signal}",
+                    "query")

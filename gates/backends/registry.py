@@ -22,16 +22,22 @@ from core.errors import ConfigError
 from core.http import client_kwargs, needs_own_client, ssl_context, warn_insecure
 from gates.backends.alertmanager import AlertmanagerClient
 from gates.backends.config import BACKEND_KINDS, Backend, Backends, SignalBackend
+from gates.backends.datadog import DatadogLogs, DatadogMonitors, client_for
 from gates.backends.elasticsearch import ElasticsearchLogs
+from gates.backends.gcloud import FACTORIES as GCLOUD_FACTORIES
+from gates.backends.grafana import GrafanaAlerts, GrafanaDashboards, grafana_api
 from gates.backends.jsonl import JsonLinesLogs
 from gates.backends.loki import LokiLogs
 from gates.backends.notifications import PagerDutyNotifications, SlackNotifications
+from gates.backends.opsgenie import OpsgenieNotifications
+from gates.backends.posthog import PostHogErrors
 from gates.backends.prometheus import PrometheusClient
-from gates.backends.sentry import SentryErrors
+from gates.backends.sentry import SentryErrors, SentryIncidents
 from gates.backends.sink import SinkClient, SinkErrors, SinkLogs, SinkNotifications, SinkTraces
 from gates.backends.traces import JaegerTraces, TempoTraces, ZipkinTraces
 from gates.backends.types import (
     AlertsBackend,
+    DashboardsBackend,
     ErrorsBackend,
     LogsBackend,
     NotificationsBackend,
@@ -116,8 +122,16 @@ register("errors", "sink", lambda s, c, sink: SinkErrors(_need_sink("errors", si
 register("errors", "sentry", lambda s, c, _: SentryErrors(
     s.url, c, organization=s.organization or "", project=s.project or "", token=_token(s),
     timeout_s=s.timeout_s))
+register("errors", "posthog", lambda s, c, _: PostHogErrors(
+    s.url, c, project_id=s.project_id or "", token=_token(s), event=s.event,
+    timeout_s=s.timeout_s))
+for _signal, _factory in GCLOUD_FACTORIES.items():  # Google Cloud: kind gcloud per signal
+    register(_signal, "gcloud", _factory)
 register("notifications", "sink",
          lambda s, c, sink: SinkNotifications(_need_sink("notifications", sink)))
+register("notifications", "sentry", lambda s, c, _: SentryIncidents(
+    s.url, c, organization=s.organization or "", project=s.project, token=_token(s),
+    timeout_s=s.timeout_s))
 def _slack(spec: SignalBackend, client: httpx.AsyncClient, _: SinkClient | None) -> Any:
     # slack-sdk has its own HTTP client: it takes the SSL context and headers directly.
     if spec.tls is not None:
@@ -131,6 +145,25 @@ def _slack(spec: SignalBackend, client: httpx.AsyncClient, _: SinkClient | None)
 register("notifications", "slack", _slack)
 register("notifications", "pagerduty", lambda s, c, _: PagerDutyNotifications(
     s.url, c, token=_token(s), service_ids=s.service_ids, timeout_s=s.timeout_s))
+register("notifications", "opsgenie", lambda s, c, _: OpsgenieNotifications(
+    s.url, c, token=_token(s), query=s.query, timeout_s=s.timeout_s))
+# datadog-api-client has its own HTTP client (urllib3): the httpx client is not used
+register("logs", "datadog", lambda s, c, _: DatadogLogs(client_for(s, "logs"), query=s.query))
+register("alerts", "datadog", lambda s, c, _: DatadogMonitors(
+    client_for(s, "alerts"), monitor_tags=s.monitor_tags))
+
+
+def _grafana(signal: str, cls: type[GrafanaAlerts] | type[GrafanaDashboards]) -> Factory:
+    # grafana-client has its own HTTP client (requests): the httpx client is not used
+    def make(spec: SignalBackend, _: httpx.AsyncClient, __: SinkClient | None) -> Any:
+        return cls(grafana_api(_url(spec), token=_token(spec), org_id=spec.org_id,
+                               timeout_s=spec.timeout_s, http=spec, name=f"backends.{signal}"),
+                   _url(spec))
+    return make
+
+
+register("alerts", "grafana", _grafana("alerts", GrafanaAlerts))
+register("dashboards", "grafana", _grafana("dashboards", GrafanaDashboards))
 
 
 @dataclass
@@ -146,6 +179,7 @@ class ContextBackends:
     errors: ErrorsBackend | None = None
     notifications: NotificationsBackend | None = None
     alerts: AlertsBackend | None = None
+    dashboards: DashboardsBackend | None = None
     scrape: httpx.AsyncClient | None = None  # raw /metrics scrapes, with backends.scrape's options
     clients: list[httpx.AsyncClient] = field(default_factory=list, repr=False)  # built here
 

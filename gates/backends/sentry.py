@@ -1,4 +1,5 @@
-"""Sentry's web API: a project's error events (``/api/0/projects/{org}/{project}/events/``)."""
+"""Sentry's web API: a project's error events (``/api/0/projects/{org}/{project}/events/``) and
+an organization's metric-alert incidents (``/api/0/organizations/{org}/incidents/``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import httpx
 
 from core.errors import BackendError
 from gates.backends.base import HttpBackend
-from gates.backends.types import ErrorEvent
+from gates.backends.types import ErrorEvent, Notification
 
 SENTRY_URL = "https://sentry.io"
 _LOOKBACK_S = 3600.0
@@ -85,3 +86,58 @@ class SentryErrors(HttpBackend):
         """The event's page in Sentry."""
         return (f"{self.base_url}/organizations/{self.organization}/projects/{self.project}"
                 f"/events/{event.event_id}/")
+
+
+# Sentry's IncidentStatus: OPEN 1, CLOSED 2, WARNING 10, CRITICAL 20.
+INCIDENT_CLOSED = 2
+# The incidents API truncates dateClosed to the minute.
+_CLOSED_RESOLUTION_S = 60.0
+
+
+class SentryIncidents(HttpBackend):
+    """Sentry metric alerts that fired, read from the incidents API (for users who route no
+    Sentry webhook to ``readygate sink``): an incident of the alert rule named like the alert
+    is a firing notification at ``dateDetected``, and a closed one a resolved notification."""
+
+    kind = "sentry"
+
+    def __init__(self, base_url: str | None, client: httpx.AsyncClient, *, organization: str,
+                 token: str | None, project: str | None = None, timeout_s: float = 5.0) -> None:
+        super().__init__(base_url or SENTRY_URL, client, token=token, timeout_s=timeout_s)
+        self.organization = organization
+        self.project = project
+
+    async def notifications(self, alertname: str, since: float) -> list[Notification]:
+        # `start` keeps incidents still open or closed after it (the API's own filter)
+        params: dict[str, str] = {"start": dt.datetime.fromtimestamp(since - 60, dt.UTC)
+                                  .strftime("%Y-%m-%dT%H:%M:%S"), "per_page": "100"}
+        body = await self.get_json(f"/api/0/organizations/{self.organization}/incidents/",
+                                   params)
+        if not isinstance(body, list) or not all(isinstance(i, dict) for i in body):
+            raise BackendError("sentry answered a malformed incidents list")
+        now = time.time()
+        out: list[Notification] = []
+        for inc in body:
+            rule = inc.get("alertRule") if isinstance(inc.get("alertRule"), dict) else {}
+            name = str(rule.get("name") or inc.get("title") or "")
+            projects = inc.get("projects") if isinstance(inc.get("projects"), list) else []
+            if name != alertname or (self.project and self.project not in projects):
+                continue
+            started = _iso(inc.get("dateStarted"))
+            detected = _iso(inc.get("dateDetected")) or started
+            labels = {"alertname": name, "incident": str(inc.get("identifier") or inc.get("id")),
+                      "projects": ",".join(str(p) for p in projects)}
+            link = (f"{self.base_url}/organizations/{self.organization}/alerts/"
+                    f"{inc.get('identifier')}/")
+            if detected is not None and detected >= since:
+                out.append(Notification(name, "firing", detected, labels, "sentry incidents",
+                                        link, starts_at=started))
+            closed = _iso(inc.get("dateClosed"))
+            if inc.get("status") == INCIDENT_CLOSED and closed is not None \
+                    and closed + _CLOSED_RESOLUTION_S >= since:
+                # Closed some time in that minute, and no later than now: take the latest
+                # time it can have been, so a late resolution is never read as on time.
+                at = max(since, min(closed + _CLOSED_RESOLUTION_S, now))
+                out.append(Notification(name, "resolved", at, labels, "sentry incidents", link,
+                                        starts_at=started))
+        return sorted(out, key=lambda n: n.received_at)

@@ -264,3 +264,35 @@ class NotificationsBackend(Protocol):
     async def notifications(self, alertname: str, since: float) -> list[Notification]:
         """Notifications for ``alertname`` received at or after ``since``."""
         ...
+
+
+@dataclass(frozen=True)
+class QueryAnswer:
+    """What one query (refId) of a dashboard panel answered: rows of data, or an error."""
+
+    ref_id: str
+    rows: int                          # rows with a value besides time, over every frame
+    error: str | None = None           # the dashboard tool's own message
+
+
+class DashboardsBackend(Protocol):
+    """Where dashboards are read and their panels' queries run (Grafana)."""
+
+    kind: str
+
+    async def dashboard(self, uid: str) -> dict[str, Any] | None:
+        """The dashboard's JSON model (None when no dashboard has that uid)."""
+        ...
+
+    async def library_panel(self, uid: str) -> dict[str, Any] | None:
+        """A library panel's model (None when there is none with that uid)."""
+        ...
+
+    async def datasource(self, ref: Any) -> dict[str, Any] | None:
+        """``{uid, type}`` of a panel's datasource reference (None: no such datasource)."""
+        ...
+
+    async def query(self, queries: list[dict[str, Any]], start: float,
+                    end: float) -> dict[str, QueryAnswer]:
+        """Each query's answer by refId over [start, end] (unix seconds)."""
+        ...

@@ -21,7 +21,9 @@ from gates.checks.alerts import (
     notification_check,
 )
 from gates.checks.common import Judge
+from gates.checks.dashboards import dashboard_check
 from gates.checks.errors import error_event_check, pii_scrubbed_check
+from gates.checks.gcloud_policies import alert_policy_check
 from gates.checks.hygiene import hygiene_check
 from gates.checks.logs import (
     log_budget_check,
@@ -45,6 +47,7 @@ RUNNERS: dict[str, Callable[[Any, CheckContext, Judge], Awaitable[CheckResult]]]
     "alert_rule": alert_rule_check,
     "alert_resolves": alert_resolves_check,
     "alert_not_silenced": alert_not_silenced_check,
+    "alert_policy": alert_policy_check,
     "trace": trace_check,
     "trace_error_span": trace_error_span_check,
     "trace_attributes": trace_attributes_check,
@@ -61,6 +64,7 @@ RUNNERS: dict[str, Callable[[Any, CheckContext, Judge], Awaitable[CheckResult]]]
     "probe": probe_check,
     "health": health_check,
     "slo": slo_check,
+    "dashboard": dashboard_check,
 }
 """Signal name -> the coroutine that judges it (every signal of the config's Check union)."""
 

@@ -1,4 +1,5 @@
-"""Error checks: an error event tied to the failed probe, and PII scrubbed from it."""
+"""Error checks: an error event tied to a probe (with its release and environment tags), and PII
+scrubbed from it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from probes.model import ProbeResult
 from reports.model import CheckResult
 
 _SCRUBBED = {"[filtered]", "[redacted]", "***", "", "[removed]"}
+BEFORE_PROBE_ALLOWANCE_S = 2.0
 
 
 async def _events_of(errors: ErrorsBackend, probe: ProbeResult, by: str) -> list[ErrorEvent]:
@@ -30,19 +32,71 @@ def _link(errors: ErrorsBackend, event: ErrorEvent) -> str | None:
     return link(event) if callable(link) else None
 
 
+def event_tag(event: ErrorEvent, name: str) -> str | None:
+    """A tag of the event wherever its source keeps it: a top-level field (Sentry's
+    ``release``/``environment``), its ``tags`` (a mapping, ``[key, value]`` pairs or Sentry
+    API ``{key, value}`` items) or its ``properties`` (PostHog)."""
+    raw = event.raw
+    value = raw.get(name)
+    if isinstance(value, dict):  # the Sentry API's release object
+        value = value.get("version") or value.get("shortVersion")
+    found = value if isinstance(value, str | int | float) else None
+    if found in (None, ""):
+        tags = raw.get("tags")
+        if isinstance(tags, dict):
+            found = tags.get(name)
+        elif isinstance(tags, list):
+            for tag in tags:
+                if isinstance(tag, list | tuple) and len(tag) == 2 and tag[0] == name:
+                    found = tag[1]
+                elif isinstance(tag, dict) and tag.get("key") == name:
+                    found = tag.get("value")
+    if found in (None, "") and isinstance(raw.get("properties"), dict):
+        found = raw["properties"].get(name)
+    return None if found in (None, "") else str(found)
+
+
+def tag_problem(check: ErrorEventCheck, event: ErrorEvent) -> str | None:
+    """Why the event misses the release/environment tags the check asks for, or None."""
+    problems = []
+    if check.release and event_tag(event, "release") is None:
+        problems.append("no release tag")
+    if check.environment is not None:
+        env = event_tag(event, "environment")
+        if env is None:
+            problems.append("no environment tag")
+        elif env != check.environment:
+            problems.append(f"environment {env!r}, not {check.environment!r}")
+    if not problems:
+        return None
+    return f"error event {event.event_id[:12]} carries " + " and ".join(problems)
+
+
 async def error_event_check(check: ErrorEventCheck, ctx: CheckContext, j: Judge) -> CheckResult:
-    """An error event carrying the failed probe's trace (or request) id arrives in time."""
+    """An error event carrying the probe's trace (or request) id arrives in time, with the
+    release and environment tags the check asks for."""
     errors = ctx.errors
     if errors is None:
         return j.result("skipped", "no errors backend configured")
-    probe, why = await probe_for(check.journey, check.deadline_s, ctx, j, failed=True)
+    probe, why = await probe_for(check.journey, check.deadline_s, ctx, j,
+                                 failed=check.probe == "failed")
     if probe is None:
         return j.result("error", str(why))
+    # Sentry's dates have 1 s resolution and its clock is not ours: an event stamped up to
+    # 2 s before the probe may still be its; earlier ones are not.
+    earliest = probe.started_at - BEFORE_PROBE_ALLOWANCE_S
 
     async def observe() -> Seen[ErrorEvent]:
-        events = await _events_of(errors, probe, check.by)
-        if events:
-            return Seen(events[0])
+        tied = await _events_of(errors, probe, check.by)
+        fresh = [e for e in tied if e.received_at is None or e.received_at >= earliest]
+        tagged = [e for e in fresh if tag_problem(check, e) is None]
+        if tagged:
+            return Seen(tagged[0])
+        if fresh:
+            return Seen(miss=str(tag_problem(check, fresh[0])))
+        if tied:
+            return Seen(miss=f"{len(tied)} error event(s) carrying its "
+                        f"{check.by.replace('_', ' ')} arrived before the probe was sent")
         others = await errors.events(since=probe.started_at)
         if others:
             return Seen(miss=f"{len(others)} error event(s) since the probe, none carries its "
@@ -53,17 +107,24 @@ async def error_event_check(check: ErrorEventCheck, ctx: CheckContext, j: Judge)
                            interval=ctx.poll_interval_s)
     evidence: dict[str, Any] = {"trace_id": probe.trace_id, "by": check.by,
                                 "backend": errors.kind, "probe_error": probe.error}
+    what = "failed" if check.probe == "failed" else "probed"
 
     def passed(event: ErrorEvent, latency: float) -> str:
         evidence.update(event_id=event.event_id, message=event.message[:200])
+        tags = {name: event_tag(event, name) for name in ("release", "environment")}
+        evidence.update({k: v for k, v in tags.items() if v is not None})
         link = _link(errors, event)
         if link:
             evidence["link"] = link
-        return (f"error event {event.event_id[:12]} ({event.message[:60]}) tied to the failed "
-                f"{check.jname}, {latency:.1f}s after the probe")
+        shown = ", ".join(f"{k} {v}" for k, v in tags.items()
+                          if v is not None and ((k == "release" and check.release)
+                                                or (k == "environment" and check.environment)))
+        return (f"error event {event.event_id[:12]} ({event.message[:60]}) tied to the {what} "
+                f"{check.jname}, {latency:.1f}s after the probe" + (f"; {shown}" if shown else ""))
 
     return j.settle(out, anchor=probe.started_at, evidence=evidence, what="error event",
-                    passed=passed, latency_of=lambda e: (e.received_at or 0) - probe.started_at
+                    passed=passed, latency_of=lambda e: max(0.0, (e.received_at or 0)
+                                                            - probe.started_at)
                     if e.received_at else (out.observed_at or 0) - probe.started_at)
 
 

@@ -24,7 +24,7 @@ PEERS_BIN = Path(__file__).resolve().parents[2] / "peers" / "bin"
 # peer name (as scripts/install-peers.sh knows it) -> binary in peers/bin
 BINARIES = {"jaeger": "jaeger", "victoriametrics": "victoria-metrics",
             "victorialogs": "victoria-logs", "alertmanager": "alertmanager",
-            "toxiproxy": "toxiproxy-server"}
+            "toxiproxy": "toxiproxy-server", "otelcol": "otelcol"}
 
 
 def in_ci() -> bool:

@@ -54,7 +54,8 @@ def test_probe_run_prints_a_table_and_exits_0_when_all_pass(demo: Demo, config: 
     assert lines[0].split()[:3] == ["STATUS", "JOURNEY", "/"]
     for journey in ("health", "login", "upload"):
         assert any(line.startswith("PASS") and f" {journey} " in line for line in lines)
-    assert "3/3 journeys passed" in out.stdout
+    total = sum(1 for line in lines if line.startswith(("PASS", "FAIL")))
+    assert total >= 3 and f"{total}/{total} journeys passed" in out.stdout
     assert demo.password not in out.stdout + out.stderr
 
 

@@ -116,3 +116,18 @@ def test_schema_is_valid_and_accepts_the_default_config() -> None:
     jsonschema.validate(data, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"probes": {"timout_s": 1}}, schema)
+
+
+@pytest.mark.parametrize(("check", "backends", "needs"), [
+    ("{signal: dashboard, phase: baseline, dashboards: [abc]}", "", "backends.dashboards"),
+    ("{signal: alert_policy, phase: baseline, policies: [API error rate]}",
+     "backends: {alerts: {kind: grafana, url: 'http://127.0.0.1:1'}}\n", "kind gcloud"),
+])
+def test_a_check_whose_only_backend_is_missing_is_refused_at_load_time(
+        check: str, backends: str, needs: str) -> None:
+    text = ("version: 1\ntarget: {name: x, services: {web: 'http://127.0.0.1:1'}}\n"
+            + backends + "gates:\n  g:\n    scenario: {probes: false}\n    checks:\n"
+            f"      - {check}\n")
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, "readygate.yaml")
+    assert needs in str(err.value) and "gates.g.checks[0].signal" in str(err.value)

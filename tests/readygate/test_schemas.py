@@ -59,3 +59,16 @@ def test_schema_command_prints_each_schema(capsys: pytest.CaptureFixture[str]) -
     for name in SCHEMAS:
         assert main(["schema", name]) == 0
         assert json.loads(capsys.readouterr().out)["title"] == SCHEMAS[name][1]
+
+
+def test_the_config_schema_offers_each_signals_registered_backend_kinds() -> None:
+    from gates.backends import registry
+    config = schema("config")
+    for signal in ("metrics", "logs", "traces", "errors", "notifications", "alerts"):
+        for kind in registry.kinds(signal):
+            jsonschema.validate({"backends": {signal: {"kind": kind, "url": "http://x"}}},
+                                config)
+    jsonschema.validate({"backends": {"logs": {"kind": "${LOGS_KIND}"}}}, config)
+    for signal, wrong in (("traces", "jeager"), ("logs", "jaeger"), ("alerts", "loki")):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"backends": {signal: {"kind": wrong}}}, config)
