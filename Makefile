@@ -6,13 +6,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= out/demo
 
-.PHONY: demo test test-fast lint typecheck check bench os-deps venv peers schema-check clean
+.PHONY: demo test test-fast lint typecheck check bench os-deps venv peers schema-check bundles-check clean
 
 demo: os-deps venv
 	$(BIN)/readygate demo --out $(OUT)
 
 # # peers: the real Jaeger, VictoriaMetrics, ... built from Go modules (tests/peers); `demo` needs no Go.
-test: os-deps venv peers schema-check
+test: os-deps venv peers schema-check bundles-check
 	$(BIN)/python -m pytest
 
 test-fast: venv
@@ -47,6 +47,13 @@ schema-check: deploy/schema-check/node_modules/.installed
 deploy/schema-check/node_modules/.installed: deploy/schema-check/package-lock.json
 	npm ci --prefix deploy/schema-check --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# The committed browser bundles are what their pinned npm packages build (npm registry):
+# web-vitals for browser journeys, @sentry/browser + posthog-js for the demo page.
+bundles-check:
+	bash scripts/build-web-vitals.sh
+	bash scripts/build-demo-frontend.sh
+	git diff --exit-code --stat -- demo/frontend/dist
 
 os-deps:
 	@bash scripts/install-os-deps.sh

@@ -30,6 +30,7 @@ from probes.correlation import Correlation
 from probes.http import RunState, Undefined, content_bytes
 from probes.model import ProbeResult, StepResult
 from probes.spec import BrowserJourney, BrowserSettings, BrowserStep
+from probes.webvitals import PageVitals, finalise, init_script, watch
 
 # From FIELD-NOTES: without the background-networking flags Chromium keeps calling home.
 LAUNCH_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu",
@@ -58,23 +59,9 @@ def chromium_executable(settings: BrowserSettings,
     return value
 
 
-# Runs in every page before its own scripts: collects Web Vitals as the browser reports them.
-VITALS_JS = """
-(() => {
-  const v = {lcp: null, fcp: null, cls: 0, ttfb: null};
-  window.__readygateVitals = v;
-  const observe = (type, fn) => {
-    try { new PerformanceObserver((list) => list.getEntries().forEach(fn))
-            .observe({type, buffered: true}); } catch (e) {}
-  };
-  observe('largest-contentful-paint', (e) => { v.lcp = e.startTime; });
-  observe('paint', (e) => { if (e.name === 'first-contentful-paint') v.fcp = e.startTime; });
-  observe('layout-shift', (e) => { if (!e.hadRecentInput) v.cls += e.value; });
-  observe('navigation', (e) => { v.ttfb = e.responseStart; });
-})();
-"""
-
-READ_VITALS_JS = "() => [location.pathname, window.__readygateVitals || null]"
+# Runs in every page before its own scripts: Google's web-vitals (probes/webvitals/) and the
+# glue that sends each value it reports to readygate.
+VITALS_JS = init_script()
 
 
 def secret_variants(values: set[str]) -> list[bytes]:
@@ -120,7 +107,8 @@ class BrowserRun:
                          base_url=self.base_url)
         self.state = RunState(variables, {v.get_secret_value() for v in spec.secrets.values()})
         self.steps: list[StepResult] = []
-        self.vitals: dict[str, dict[str, float]] = {}
+        self._vitals = PageVitals()
+        self.vitals = self._vitals.values
         self.request_ids: list[str] = []
         self.origin = httpx.URL(self.base_url)
 
@@ -136,14 +124,10 @@ class BrowserRun:
                   "x-request-id": request_id}
         await route.continue_(headers=merged)
 
-    async def _read_vitals(self, page: Any) -> None:
-        try:
-            path, vitals = await page.evaluate(READ_VITALS_JS)
-        except Exception:
-            return
-        if isinstance(vitals, dict):
-            self.vitals[str(path)] = {k: (float(v) if k == "cls" else float(v) / 1000.0)
-                                      for k, v in vitals.items() if v is not None}
+    async def _leave(self, page: Any) -> None:
+        """Before ``goto`` leaves a loaded page: its final Web Vitals, as on a real hide."""
+        if page.url != "about:blank":
+            await finalise(page, self._vitals)
 
     async def _do(self, page: Any, step: BrowserStep, timeout_ms: float) -> int | None:
         """Perform one step; return an HTTP status for navigations; raise on failure."""
@@ -233,7 +217,9 @@ class BrowserRun:
                 await context.route(lambda url: self._same_origin(url), self._route)
                 await context.tracing.start(screenshots=True, snapshots=True)
                 page = await context.new_page()
+                await watch(context, page, self._vitals)
                 error = await self._steps(page)
+                await finalise(page, self._vitals)
                 if error is not None:
                     artifacts = await self._keep_artifacts(page, context, error, started)
                 else:
@@ -252,6 +238,8 @@ class BrowserRun:
         for index, step in enumerate(self.spec.steps):
             name = step.display_name(index)
             timeout_ms = (step.timeout_s or self.spec.timeout_s) * 1000
+            if step.goto is not None:
+                await self._leave(page)  # before the clock: not part of the step's time
             t = time.perf_counter()
             before = len(self.request_ids)
             try:
@@ -264,7 +252,6 @@ class BrowserRun:
             except Exception as exc:
                 status = None
                 problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            await self._read_vitals(page)
             where = f"{name}: {step.action()}"
             error = None if problem is None else self.state.scrub(f"{where}: {problem}")
             request_id = self.request_ids[before] if len(self.request_ids) > before else ""

@@ -89,8 +89,8 @@ RESULT_FAMILIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("readygate_step_ttfb_seconds", "Time to first byte of the step.", ("journey", "step")),
     ("readygate_step_attempts", "Attempts the step took (more than 1: retried).",
      ("journey", "step")),
-    ("readygate_browser_web_vital", "Web Vitals per page of browser journeys (seconds; "
-     "cls is unitless).", ("journey", "page", "metric")),
+    ("readygate_browser_web_vital", "Web Vitals per page of browser journeys (web-vitals): "
+     "lcp, fcp, ttfb, inp in seconds; cls unitless.", ("journey", "page", "metric")),
 )
 
 Samples = dict[str, list[tuple[tuple[str, ...], float]]]

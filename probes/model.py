@@ -101,7 +101,7 @@ class ProbeResult:
     target: str = ""
     user_agent: str = ""
     web_vitals: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Browser journeys: page path -> {lcp, fcp, cls, ttfb} (seconds; cls unitless)."""
+    """Browser journeys: page path -> {lcp, fcp, ttfb, inp, cls} (seconds; cls unitless)."""
     artifacts: tuple[str, ...] = ()
     """Browser journeys: screenshot and trace zip paths kept after a failure."""
 
