@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -39,9 +41,27 @@ class ScrapeClient:
                                "backends.scrape's basic_auth, token or headers")
         if resp.status_code != 200:
             raise BackendError(f"scrape of {self.url} answered {resp.status_code}")
+        text = resp.text
         try:
-            return [(s.name, Sample(dict(s.labels), float(s.value)))
-                    for family in text_string_to_metric_families(resp.text)
-                    for s in family.samples]
+            parsed = [(s.name, Sample(dict(s.labels), float(s.value)))
+                      for family in text_string_to_metric_families(text)
+                      for s in family.samples]
         except (ValueError, TypeError, IndexError) as exc:
             raise BackendError(f"{self.url} is not a Prometheus exposition page: {exc}") from None
+        written = set(_NAME_RE.findall(text))
+        return [(exposed_name(name, written), sample) for name, sample in parsed]
+
+
+_NAME_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)", re.M)
+
+
+def exposed_name(parsed: str, written: set[str]) -> str:
+    """The sample's name as the page writes it (``written``: every name on the page), as
+    Prometheus stores it.
+
+    prometheus-client's parser names a counter's samples ``<family>_total`` even when the
+    page writes ``x`` (the OpenTelemetry Collector's ``otelcol_exporter_sent_spans``, type
+    counter); PromQL sees ``x``, so a check written for Prometheus must find it by that name.
+    """
+    bare = parsed[:-len("_total")] if parsed.endswith("_total") else None
+    return bare if bare is not None and parsed not in written and bare in written else parsed

@@ -246,7 +246,7 @@ def test_dropped_nothing_check_passes_and_fails_when_the_destination_is_down(
 
 def test_scraped_collector_counters_show_exports_and_failures(pipeline: Pipeline) -> None:
     """counter_increases with scrape: reads the Collector's metrics page itself (parsed by
-    prometheus-client, which names a counter's sample ``_total`` whatever the page says)."""
+    the names as the page and Prometheus write them, without ``_total``)."""
     stop = threading.Event()
 
     def traffic() -> None:
@@ -258,15 +258,15 @@ def test_scraped_collector_counters_show_exports_and_failures(pipeline: Pipeline
     thread.start()
     try:
         sent = judge_with({"signal": "counter_increases",
-                           "metric": "otelcol_exporter_sent_spans_total",
+                           "metric": "otelcol_exporter_sent_spans",
                            "labels": {"exporter": "otlp_http/jaeger"}, "min_increase": 4,
                            "scrape": pipeline.good.metrics, "deadline_s": 10}, phase="baseline")
         failed = judge_with({"signal": "counter_increases",
-                             "metric": "otelcol_exporter_send_failed_spans_total",
+                             "metric": "otelcol_exporter_send_failed_spans",
                              "min_increase": 4, "scrape": pipeline.broken.metrics,
                              "deadline_s": 10}, phase="baseline")
         none_failed = judge_with({"signal": "counter_increases",
-                                  "metric": "otelcol_exporter_send_failed_spans_total",
+                                  "metric": "otelcol_exporter_send_failed_spans",
                                   "scrape": pipeline.good.metrics, "deadline_s": 2},
                                  phase="baseline")
     finally:
