@@ -16,6 +16,7 @@ from gates.backends.types import (
     LogsBackend,
     NotificationsBackend,
     TracesBackend,
+    close_backends,
 )
 from probes.model import ProbeResult
 
@@ -79,10 +80,13 @@ class CheckContext:
         return self.alerts if isinstance(self.alerts, PrometheusClient) else None
 
     async def aclose(self) -> None:
-        """Close the backend clients built for this run (the shared ``http`` is the caller's)."""
+        """Close the backend clients built for this run (the shared ``http`` is the caller's)
+        and the backends on client libraries of their own (Google, Datadog, Grafana)."""
         for client in self.backend_clients:
             await client.aclose()
         self.backend_clients.clear()
+        close_backends(self.metrics, self.logs, self.traces, self.errors, self.notifications,
+                       self.alerts, getattr(self, "dashboards", None))
 
     def probes_since(self, journey: str | None, since: float) -> list[ProbeResult]:
         """The probe runs of ``journey`` (of any journey if None) started at or after ``since``."""

@@ -113,6 +113,10 @@ class DatadogClient:
         self.timeout_s = timeout_s
         self.where = config.host
 
+    def close(self) -> None:
+        """Close the client's connection pool."""
+        self.api.close()
+
     async def call(self, what: str, fn: Callable[[], T]) -> T:
         """``fn()`` in a thread, bounded by the timeout; failures as :class:`BackendError`."""
         try:
@@ -223,6 +227,10 @@ class DatadogLogs:
         self.client = client
         self.logs = _logs_api(client.api)
         self.base = (query or "").strip()
+
+    def close(self) -> None:
+        """Close the Datadog client."""
+        self.client.close()
 
     def query(self, *, trace_id: str | None = None, request_id: str | None = None,
               contains: str | None = None) -> str:
@@ -336,6 +344,10 @@ class DatadogMonitors:
         self.client = client
         self.monitors_api = _monitors_api(client.api)
         self.monitor_tags = ",".join(monitor_tags or [])
+
+    def close(self) -> None:
+        """Close the Datadog client."""
+        self.client.close()
 
     async def monitors(self) -> list[dict[str, Any]]:
         """Every monitor (with the configured tags), with every group's state."""

@@ -110,6 +110,10 @@ class GrafanaBase:
         self.api = api
         self.base_url = base_url.rstrip("/")
 
+    def close(self) -> None:
+        """Close grafana-client's requests session."""
+        self.api.client.s.close()
+
     async def call(self, what: str, fn: Callable[[], T], *, missing_ok: bool = False) -> T | None:
         """``fn()`` in a worker thread; with ``missing_ok`` a 404 answers None."""
         try:

@@ -42,6 +42,7 @@ from gates.backends.types import (
     LogsBackend,
     NotificationsBackend,
     TracesBackend,
+    close_backends,
 )
 from gates.backends.victorialogs import VictoriaLogs
 
@@ -193,10 +194,13 @@ class ContextBackends:
         return client
 
     async def aclose(self) -> None:
-        """Close the clients built for backends with options of their own."""
+        """Close the clients built for backends with options of their own, and the
+        backends on client libraries of their own (Google, Datadog, Grafana)."""
         for client in self.clients:
             await client.aclose()
         self.clients.clear()
+        close_backends(self.metrics, self.logs, self.traces, self.errors, self.notifications,
+                       self.alerts, getattr(self, "dashboards", None))
 
 
 def build_all(backends: Backends, client: httpx.AsyncClient) -> ContextBackends:

@@ -7,6 +7,7 @@ Slack or PagerDuty (notifications). Backends keep the raw record in ``raw`` for 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -296,3 +297,17 @@ class DashboardsBackend(Protocol):
                     end: float) -> dict[str, QueryAnswer]:
         """Each query's answer by refId over [start, end] (unix seconds)."""
         ...
+
+
+def close_backends(*backends: object) -> None:
+    """Close each backend that holds a client library's connections (``close()``: Google,
+    Datadog, Grafana); httpx clients are closed by their owner. Never raises."""
+    seen: set[int] = set()
+    for backend in backends:
+        if backend is None or id(backend) in seen:
+            continue
+        seen.add(id(backend))
+        close = getattr(backend, "close", None)
+        if callable(close):
+            with contextlib.suppress(Exception):  # closing never fails a run
+                close()

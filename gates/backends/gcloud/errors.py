@@ -58,6 +58,12 @@ class GcloudErrors:
                 client_options={"api_endpoint": self.url} if self.url else None)
         return self._client
 
+    def close(self) -> None:
+        """Close the client's transport, if one was made."""
+        if self._client is not None:
+            self._client.transport.close()  # type: ignore[no-untyped-call]
+            self._client = None
+
     def _read(self, start: float) -> list[ErrorEvent]:
         client = self._stats_client()
         project = f"projects/{self._project}"

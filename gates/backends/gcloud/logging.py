@@ -78,6 +78,12 @@ class GcloudLogs:
                 client_options={"api_endpoint": self.url} if self.url else None)
         return self._client
 
+    def close(self) -> None:
+        """Close the client's HTTP session, if one was made."""
+        if self._client is not None:
+            self._client.close()  # type: ignore[no-untyped-call]
+            self._client = None
+
     def query(self, *, trace_id: str | None = None, request_id: str | None = None,
               contains: str | None = None, since: float | None = None) -> str:
         """The filter for these lookups, ANDed with the configured one."""

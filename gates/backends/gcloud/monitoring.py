@@ -169,6 +169,12 @@ class GcloudMonitoring:
             self._clients[name] = cls(**grpc_options(self.url, creds, transport))
         return self._clients[name]
 
+    def close(self) -> None:
+        """Close every gRPC channel opened so far."""
+        for client in self._clients.values():
+            client.transport.close()
+        self._clients.clear()
+
     async def policies(self) -> list[Policy]:
         """Every alert policy of the project."""
         def read() -> list[Policy]:

@@ -60,6 +60,12 @@ class GcloudTraces:
                 client_options={"api_endpoint": self.url} if self.url else None)
         return self._client
 
+    def close(self) -> None:
+        """Close the client's transport, if one was made."""
+        if self._client is not None:
+            self._client.transport.close()  # type: ignore[no-untyped-call]
+            self._client = None
+
     async def trace(self, trace_id: str) -> list[Span]:
         def get() -> Any:
             client = self._trace_client()
