@@ -33,7 +33,8 @@ PEERS_BIN = Path(__file__).resolve().parents[1] / "peers" / "bin"
 
 # peer name (as scripts/install-peers.sh knows it) -> binary in PEERS_BIN
 PEERS: Mapping[str, str] = {"otelcol": "otelcol", "jaeger": "jaeger",
-                            "victorialogs": "victoria-logs"}
+                            "victorialogs": "victoria-logs",
+                            "victoriametrics": "victoria-metrics"}
 
 BATCH_TIMEOUT = "200ms"
 """The Collector's and Jaeger's batch delay: short, so a span is searchable within a second."""
@@ -71,6 +72,7 @@ class RealUrls(StackUrls):
     collector_metrics: str  # the Collector's own metrics (Prometheus exposition)
     jaeger: str             # Jaeger's query API and UI
     victorialogs: str
+    victoriametrics: str    # the Prometheus query API the gate's metric checks read
 
 
 def collector_config(*, otlp_port: int, metrics_port: int, jaeger_otlp: str,
@@ -126,9 +128,11 @@ class RealBackendsStack(DemoStack):
     """The demo stack with the Collector, Jaeger and VictoriaLogs in place of the sink's
     traces and logs."""
 
-    components = (*DemoStack.components, "jaeger", "victorialogs", "otelcol")
+    components = (*DemoStack.components, "jaeger", "victorialogs", "victoriametrics",
+                  "otelcol")
     description = (f"{DemoStack.description}, OpenTelemetry Collector -> Jaeger (traces) and "
-                   "VictoriaLogs (logs)")
+                   "VictoriaLogs (logs), VictoriaMetrics scraping what Prometheus scrapes "
+                   "(metric checks)")
 
     def __init__(self, *args: Any, bin_dir: Path | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -140,10 +144,12 @@ class RealBackendsStack(DemoStack):
         return {**super().scrape_jobs(), "otelcol": 1}
 
     def signal_backends(self) -> dict[str, SignalBackend]:
-        """Traces from Jaeger, logs from VictoriaLogs (errors, notifications: the sink)."""
+        """Traces from Jaeger, logs from VictoriaLogs, metric checks from VictoriaMetrics
+        (alerts: Prometheus and Alertmanager; errors, notifications: the sink)."""
         urls = self._peer_urls
         return {"traces": SignalBackend(kind="jaeger", url=urls["jaeger"]),
-                "logs": SignalBackend(kind="victorialogs", url=urls["victorialogs"])}
+                "logs": SignalBackend(kind="victorialogs", url=urls["victorialogs"]),
+                "metrics": SignalBackend(kind="victoriametrics", url=urls["victoriametrics"])}
 
     def _telemetry_args(self, sink_url: str) -> list[str]:
         return [*super()._telemetry_args(sink_url), "--otlp-url", self._peer_urls["collector"]]
@@ -157,11 +163,13 @@ class RealBackendsStack(DemoStack):
         return RealUrls(**base.__dict__, collector=self._peer_urls["collector"],
                         collector_metrics=self._peer_urls["collector_metrics"],
                         jaeger=self._peer_urls["jaeger"],
-                        victorialogs=self._peer_urls["victorialogs"])
+                        victorialogs=self._peer_urls["victorialogs"],
+                        victoriametrics=self._peer_urls["victoriametrics"])
 
     async def _start_services(self, sink_url: asyncio.Future[str]) -> dict[str, str]:
         # the backends first, then the Collector in front of them, then the services
-        await asyncio.gather(self._start_jaeger(), self._start_victorialogs())
+        await asyncio.gather(self._start_jaeger(), self._start_victorialogs(),
+                             self._start_victoriametrics())
         await self._start_collector()
         return await super()._start_services(sink_url)
 
@@ -196,6 +204,28 @@ class RealBackendsStack(DemoStack):
                     "-loggerLevel=WARN"]
         self._peer_urls["victorialogs"] = await self._start_binary("victorialogs", argv,
                                                                    "/health")
+
+    async def _start_victoriametrics(self) -> None:
+        # The same file_sd target files Prometheus reads (relative to the config's folder),
+        # every scrape job Prometheus has, checked every second (VictoriaMetrics' default
+        # is a minute).
+        config = self.prometheus_dir / "victoriametrics.yml"
+        config.write_text(yaml.safe_dump({
+            "global": {"scrape_interval": "1s"},
+            "scrape_configs": [{"job_name": job,
+                                "file_sd_configs": [{"files": [f"targets/{job}.json"]}]}
+                               for job in self.scrape_jobs()]}), encoding="utf-8")
+        data = self.workdir / "victoriametrics" / "data"
+        data.mkdir(parents=True, exist_ok=True)
+
+        def argv(port: int) -> list[str]:
+            return [str(self.bin_dir / PEERS["victoriametrics"]),
+                    f"-httpListenAddr=127.0.0.1:{port}", f"-storageDataPath={data}",
+                    f"-promscrape.config={config}", "-promscrape.fileSDCheckInterval=1s",
+                    # it hides the newest 30 s of samples by default; checks poll fresh ones
+                    "-search.latencyOffset=0s", "-loggerLevel=WARN"]
+        self._peer_urls["victoriametrics"] = await self._start_binary("victoriametrics", argv,
+                                                                      "/health")
 
     async def _start_collector(self) -> None:
         config = self.workdir / "otelcol" / "otelcol.yaml"

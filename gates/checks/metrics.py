@@ -19,8 +19,27 @@ from reports.model import CheckResult, Status
 
 
 def _graph_link(ctx: CheckContext, query: str) -> str | None:
-    base = ctx.links.get("prometheus")
-    return f"{base}/graph?g0.expr={quote(query)}" if base else None
+    """The query in the UI of the backend that answered it (Prometheus' graph page,
+    VictoriaMetrics' vmui); None when that backend has no known UI."""
+    metrics = ctx.metrics
+    if metrics is None:
+        return None
+    if metrics is ctx.prometheus:
+        base = ctx.links.get("prometheus")
+        return f"{base}/graph?g0.expr={quote(query)}" if base else None
+    base = getattr(metrics, "base_url", None)
+    if not base:
+        return None
+    kind = getattr(metrics, "kind", "")
+    if kind in ("prometheus", "thanos"):
+        return f"{base}/graph?g0.expr={quote(query)}"
+    if kind == "victoriametrics":
+        return f"{base}/vmui/#/?g0.expr={quote(query)}"
+    return None
+
+
+def _backend(ctx: CheckContext) -> str:
+    return str(getattr(ctx.metrics, "kind", "prometheus"))
 
 
 def _scraper(source: str, ctx: CheckContext) -> ScrapeClient | None:
@@ -70,7 +89,7 @@ async def metric_check(check: MetricCheck, ctx: CheckContext, j: Judge) -> Check
 
     out = await eventually(observe, timeout=j.remaining(anchor) + GRACE_S,
                            interval=ctx.poll_interval_s)
-    evidence: dict[str, Any] = {"query": check.query}
+    evidence: dict[str, Any] = {"query": check.query, "backend": _backend(ctx)}
     link = _graph_link(ctx, check.query)
     if link:
         evidence["link"] = link

@@ -19,22 +19,26 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def peers_built() -> None:
-    for peer in ("otelcol", "jaeger", "victorialogs"):
+    for peer in ("otelcol", "jaeger", "victorialogs", "victoriametrics"):
         peer_binary(peer)
 
 
-def test_real_backends_demo_ends_ready_reading_jaeger_and_victorialogs(
+def test_real_backends_demo_ends_ready_reading_jaeger_victorialogs_and_victoriametrics(
         peers_built: None, tmp_path: Path) -> None:
     run = run_demo(tmp_path, "--backends", "real", "--config", str(fast_config(tmp_path)))
     assert run.returncode == 0, run.stderr[-3000:]
     report = run.report
     assert report["verdict"] == "ready"
     components = report["stack"]["components"]
-    assert {"collector", "jaeger", "victorialogs"} <= set(components)
+    assert {"collector", "jaeger", "victorialogs", "victoriametrics"} <= set(components)
     trace = run.check("trace", "baseline")
     assert trace["status"] == "pass" and "jaeger" in str(trace["evidence"]).lower(), trace
     logs = run.check("logs", "baseline")
     assert logs["status"] == "pass" and logs["evidence"]["backend"] == "victorialogs", logs
+    metric = run.check("metric", "baseline")
+    assert metric["status"] == "pass" and metric["evidence"]["backend"] == "victoriametrics"
+    assert "/vmui/" in metric["evidence"]["link"], metric
+    assert run.check("metric_contract")["status"] == "pass"
     # errors and notifications still come from the sink
     assert run.check("error_event")["status"] == "pass"
     assert run.check("notification")["status"] == "pass"
@@ -74,5 +78,5 @@ def test_real_backends_demo_without_the_peers_is_exit_3_naming_the_build_script(
     assert proc.returncode == 3, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "scripts/install-peers.sh" in lines[0], proc.stderr
-    assert "otelcol, jaeger, victorialogs" in lines[0]
+    assert "otelcol, jaeger, victorialogs, victoriametrics" in lines[0]
     assert not (tmp_path / "out").exists()  # nothing started, nothing written
