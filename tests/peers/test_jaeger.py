@@ -26,6 +26,7 @@ from opentelemetry.trace import (
 )
 
 from core.procs import ProcessSet, start_python_service
+from demo.real_backends import jaeger_config as real_jaeger_config
 from demo.stack import free_port
 from gates.backends.traces import JaegerTraces
 from tests.fixtures.demo_system import api_token, eventually
@@ -40,22 +41,8 @@ class Jaeger:
 
 
 def jaeger_config(otlp: int, query: int, grpc: int) -> dict[str, object]:
-    """Jaeger v2's all-in-one pipeline on loopback ports of our choosing, no metrics port."""
-    return {
-        "service": {
-            "extensions": ["jaeger_storage", "jaeger_query"],
-            "pipelines": {"traces": {"receivers": ["otlp"], "processors": ["batch"],
-                                     "exporters": ["jaeger_storage_exporter"]}},
-            "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}}},
-        "extensions": {
-            "jaeger_query": {"storage": {"traces": "mem"},
-                             "http": {"endpoint": f"127.0.0.1:{query}"},
-                             "grpc": {"endpoint": f"127.0.0.1:{grpc}"}},
-            "jaeger_storage": {"backends": {"mem": {"memory": {"max_traces": 10000}}}}},
-        "receivers": {"otlp": {"protocols": {"http": {"endpoint": f"127.0.0.1:{otlp}"}}}},
-        "processors": {"batch": {"timeout": "100ms"}},
-        "exporters": {"jaeger_storage_exporter": {"trace_storage": "mem"}},
-    }
+    """Jaeger v2's all-in-one pipeline on loopback ports of our choosing (the demo's)."""
+    return real_jaeger_config(otlp_port=otlp, query_port=query, grpc_port=grpc)
 
 
 @pytest.fixture(scope="module")

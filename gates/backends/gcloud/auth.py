@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import google.auth
 import google.auth.credentials
@@ -195,3 +195,37 @@ async def call(what: str, fn: Callable[[], T]) -> T:
 def endpoint(url: str | None) -> str | None:
     """The ``api_endpoint`` client option for a backend's ``url`` (None: Google's own)."""
     return url.rstrip("/") if url else None
+
+
+C = TypeVar("C")
+
+
+class RestApi(Generic[C]):
+    """One of Google's generated (GAPIC) clients over REST, made on first use with the
+    project's credentials, at ``url`` when given (a local server in tests)."""
+
+    kind = "gcloud"
+    client_class: Callable[..., C]
+
+    def __init__(self, auth: GcloudAuth, *, url: str | None = None,
+                 timeout_s: float = 5.0) -> None:
+        self.auth = auth
+        self.url = endpoint(url)
+        self.timeout_s = timeout_s
+        self._client: C | None = None
+        self._project: str | None = None
+
+    def _api(self) -> C:
+        if self._client is None:
+            creds, self._project = self.auth.load()
+            self._client = self.client_class(
+                credentials=creds, transport="rest",
+                client_options={"api_endpoint": self.url} if self.url else None)
+        return self._client
+
+    def close(self) -> None:
+        """Close the client's transport, if one was made."""
+        if self._client is not None:
+            transport: Any = self._client.transport  # type: ignore[attr-defined]
+            transport.close()
+            self._client = None

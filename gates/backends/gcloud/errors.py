@@ -13,7 +13,7 @@ from typing import Any
 
 from google.cloud import errorreporting_v1beta1 as er
 
-from gates.backends.gcloud.auth import GcloudAuth, call, endpoint
+from gates.backends.gcloud.auth import RestApi, call
 from gates.backends.types import ErrorEvent
 
 _LOOKBACK_S = 3600.0
@@ -37,35 +37,13 @@ def _text(event: Any) -> str:
     return " ".join([event.message, request.url, request.referrer, ctx.user])
 
 
-class GcloudErrors:
+class GcloudErrors(RestApi[er.ErrorStatsServiceClient]):
     """A Google Cloud project's Error Reporting events."""
 
-    kind = "gcloud"
-
-    def __init__(self, auth: GcloudAuth, *, url: str | None = None,
-                 timeout_s: float = 5.0) -> None:
-        self.auth = auth
-        self.url = endpoint(url)
-        self.timeout_s = timeout_s
-        self._client: er.ErrorStatsServiceClient | None = None
-        self._project: str | None = None
-
-    def _stats_client(self) -> er.ErrorStatsServiceClient:
-        if self._client is None:
-            creds, self._project = self.auth.load()
-            self._client = er.ErrorStatsServiceClient(
-                credentials=creds, transport="rest",
-                client_options={"api_endpoint": self.url} if self.url else None)
-        return self._client
-
-    def close(self) -> None:
-        """Close the client's transport, if one was made."""
-        if self._client is not None:
-            self._client.transport.close()  # type: ignore[no-untyped-call]
-            self._client = None
+    client_class = er.ErrorStatsServiceClient
 
     def _read(self, start: float) -> list[ErrorEvent]:
-        client = self._stats_client()
+        client = self._api()
         project = f"projects/{self._project}"
         time_range = {"period": period_for(time.time() - start)}
         stats = client.list_group_stats(

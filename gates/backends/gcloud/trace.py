@@ -12,7 +12,7 @@ from typing import Any
 from google.api_core import exceptions as api_exceptions
 from google.cloud import trace_v1
 
-from gates.backends.gcloud.auth import GcloudAuth, call, endpoint
+from gates.backends.gcloud.auth import RestApi, call
 from gates.backends.types import Span
 
 SERVICE_LABELS = ("service.name", "g.co/gae/app/module", "g.co/r/generic_task/job",
@@ -39,36 +39,14 @@ def _error(labels: dict[str, str]) -> bool:
     return status.isdigit() and int(status) >= 500
 
 
-class GcloudTraces:
+class GcloudTraces(RestApi[trace_v1.TraceServiceClient]):
     """A Google Cloud project's traces."""
 
-    kind = "gcloud"
-
-    def __init__(self, auth: GcloudAuth, *, url: str | None = None,
-                 timeout_s: float = 5.0) -> None:
-        self.auth = auth
-        self.url = endpoint(url)
-        self.timeout_s = timeout_s
-        self._client: trace_v1.TraceServiceClient | None = None
-        self._project: str | None = None
-
-    def _trace_client(self) -> trace_v1.TraceServiceClient:
-        if self._client is None:
-            creds, self._project = self.auth.load()
-            self._client = trace_v1.TraceServiceClient(
-                credentials=creds, transport="rest",
-                client_options={"api_endpoint": self.url} if self.url else None)
-        return self._client
-
-    def close(self) -> None:
-        """Close the client's transport, if one was made."""
-        if self._client is not None:
-            self._client.transport.close()  # type: ignore[no-untyped-call]
-            self._client = None
+    client_class = trace_v1.TraceServiceClient
 
     async def trace(self, trace_id: str) -> list[Span]:
         def get() -> Any:
-            client = self._trace_client()
+            client = self._api()
             try:
                 # no retries: the check polls, and a retry would outlast its deadline
                 return client.get_trace(project_id=self._project, trace_id=trace_id.lower(),
