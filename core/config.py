@@ -127,6 +127,24 @@ def _prescan(text: str) -> None:
         return
 
 
+_FLOW_ENV_RE = re.compile(r"[{\[][^\n]*:\s*(\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\})")
+
+
+def _flow_env_hint(text: str, line: int | None) -> str:
+    """A hint when the failing line puts an unquoted ``${VAR}`` in a flow mapping or list:
+    there YAML reads its braces as a nested mapping, and the fix is quoting it."""
+    if line is None:
+        return ""
+    lines = text.splitlines()
+    if not 0 < line <= len(lines):
+        return ""
+    found = _FLOW_ENV_RE.search(lines[line - 1])
+    if found is None:
+        return ""
+    return (f" (inside {{...}} or [...] quote a variable: \"{found.group(1)}\" instead of "
+            f"{found.group(1)})")
+
+
 def _compose(text: str, path: str) -> yaml.Node | None:
     try:
         _prescan(text)
@@ -137,7 +155,8 @@ def _compose(text: str, path: str) -> yaml.Node | None:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         problem = (exc.problem or exc.context or "invalid YAML").strip()
-        raise ConfigError(f"invalid YAML: {problem}", path=path, line=line) from None
+        raise ConfigError(f"invalid YAML: {problem}{_flow_env_hint(text, line)}", path=path,
+                          line=line) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", path=path) from None
 

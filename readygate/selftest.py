@@ -161,6 +161,8 @@ DEFECTS: tuple[Variant, ...] = (
             sabotage=("no_error_reporting",)),
     Variant("health_ignores_storage", "storage down while /health stays green", "health",
             "/health answers 200", sabotage=("health_ignores_storage",)),
+    Variant("no_frontend_error_reporting", "browser SDKs drop the page's error reports",
+            "error_event", "no error event", sabotage=("no_frontend_error_reporting",)),
 )
 """Every defect the demo's release gate must catch."""
 

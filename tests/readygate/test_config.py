@@ -131,3 +131,13 @@ def test_a_check_whose_only_backend_is_missing_is_refused_at_load_time(
     with pytest.raises(ConfigError) as err:
         parse_config(text, "readygate.yaml")
     assert needs in str(err.value) and "gates.g.checks[0].signal" in str(err.value)
+
+
+def test_an_unquoted_variable_in_a_flow_mapping_gets_a_hint_to_quote_it() -> None:
+    text = "backends:\n  metrics: {kind: mimir, url: 'http://m:8080', token: ${MIMIR_TOKEN}}\n"
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, "readygate.yaml")
+    message = str(err.value)
+    assert "readygate.yaml:2" in message and "invalid YAML" in message
+    assert 'quote a variable: "${MIMIR_TOKEN}"' in message
+    assert len(message.splitlines()) == 1
