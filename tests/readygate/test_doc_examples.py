@@ -47,5 +47,5 @@ def test_every_config_example_validates(doc: str, monkeypatch: pytest.MonkeyPatc
         text = block if block.startswith("version:") else "version: 1\n" + block
         try:
             parse_config(text, str(ROOT / "docs" / doc))
-        except Exception as exc:  # noqa: BLE001 - name the example that fails
+        except Exception as exc:  # name the example that fails
             raise AssertionError(f"docs/{doc}:{line}: {exc}") from None
