@@ -3,9 +3,9 @@ scrubbed from it."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from core import redact
 from core.waiting import Seen, eventually
 from gates.backends.types import ErrorEvent, ErrorsBackend, dotted
 from gates.checks.common import GRACE_S, Judge, failed_request_ids, mask, probe_for
@@ -153,15 +153,19 @@ async def pii_scrubbed_check(check: PiiScrubbedCheck, ctx: CheckContext,
         return j.settle(out, anchor=probe.started_at, evidence=evidence,
                         what="error event to inspect", passed=lambda _, lat: "")
     secrets = [s for s in ctx.secrets if len(s) >= 4]
+    canary = redact.canary(tuple(sorted(set(secrets))))
     problems: list[str] = []
     for event in out.found:
         for path in check.fields:
             value = dotted(event.raw, path)
             if value is not None and str(value).strip().lower() not in _SCRUBBED:
                 problems.append(f"event {event.event_id[:12]} carries {path}")
-        text = json.dumps(event.raw, default=str)
-        if any(s in text for s in secrets):
-            problems.append(f"event {event.event_id[:12]} contains a secret value")
+        # every encoding (URL, base64, JSON-escaped, hex) and split across fields, as the
+        # log scan finds them: json.dumps alone would escape a secret with a quote in it
+        hits = canary.hits(redact.joined(event.raw)) if canary else []
+        if hits:
+            problems.append(f"event {event.event_id[:12]} contains a secret value "
+                            f"({hits[0].encoding})")
     evidence["events"] = [e.event_id for e in out.found]
     if problems:
         evidence["problems"] = problems

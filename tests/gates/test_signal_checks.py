@@ -313,3 +313,25 @@ def test_trace_attributes_find_a_secret_encoded_or_split_across_attributes() -> 
             assert r.status == "fail", (how, r.message)
             assert "secret value" in r.message and SECRET not in r.message
             assert SECRET not in str(r.evidence)
+
+
+def test_pii_scrubbed_finds_a_secret_encoded_or_with_a_quote_in_an_error_event(
+        sentry: tuple[FakeSentry, str]) -> None:
+    """URL-encoded, base64, and a secret with a quote (which JSON escapes) all fail."""
+    import base64
+    import urllib.parse
+    fake, url = sentry
+    quoted = 'pa"ss-w0rd-42'
+    cases = {
+        "url": ("1" * 32, "/login?password=" + urllib.parse.quote(SECRET + "&/", safe=""), SECRET),
+        "b64": ("2" * 32, "Basic " + base64.b64encode(f"demo:{SECRET}".encode()).decode(),
+                SECRET),
+        "quote": ("3" * 32, f"login failed for {quoted}", quoted),
+    }
+    check = {"signal": "pii_scrubbed", "deadline_s": 0.5}
+    for how, (trace_id, leaked, secret) in cases.items():
+        fake.capture(leaked, trace_id=trace_id, user={"id": "42", "email": "[Filtered]"})
+        r = judge_with(check, probes=[make_probe(ok=False, trace_id=trace_id)],
+                       secrets=[secret], errors=sentry_backend(url))
+        assert r.status == "fail" and "contains a secret value" in r.message, (how, r.message)
+        assert secret not in r.message + str(r.evidence)
