@@ -44,6 +44,9 @@ class CheckContext:
     anchors: Anchors
     probe_results: list[ProbeResult]
     poll_interval_s: float = 0.1
+    # how much longer than its deadline a probe-following check waits for its journey's
+    # first run in the phase (live probes: a browser journey's first run launches Chromium)
+    first_probe_wait_s: float = 0.0
     links: dict[str, str] = field(default_factory=dict)
     alertmanager: AlertmanagerClient | None = None
     metrics: PrometheusClient | None = None

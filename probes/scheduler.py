@@ -25,6 +25,7 @@ from core.http import ConnectOptions
 from probes.clients import ProbeClients
 from probes.journeys import Journey, timed_out
 from probes.model import ProbeResult
+from probes.spec import BrowserJourney
 
 # (journey name, scheduled monotonic start, actual monotonic start): lets tests and the
 # exporter measure how late a run started.
@@ -54,7 +55,10 @@ class ProbeScheduler:
     def start(self) -> None:
         """Start every journey's loop, the first runs spread over each one's interval."""
         n = max(1, len(self.journeys))
-        for i, journey in enumerate(self.journeys):
+        # Browser journeys first: a run launches Chromium and takes seconds, and a check
+        # following one waits for its first run; the quick HTTP journeys fill the interval.
+        ordered = sorted(self.journeys, key=lambda j: not isinstance(j.spec, BrowserJourney))
+        for i, journey in enumerate(ordered):
             offset = journey.interval_s * i / n
             self._tasks.append(asyncio.create_task(self._loop(journey, offset),
                                                    name=f"probe:{journey.name}"))

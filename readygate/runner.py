@@ -51,6 +51,11 @@ class RunOptions:
     notify: bool = True  # send the config's notify: section (Slack, webhook)
 
 
+FIRST_PROBE_WAIT_S = 20.0
+"""Live probes: a check following a journey waits this much longer than its deadline for the
+journey's first run in the phase (the deadline counts from that run; a browser journey's
+first run launches Chromium). The phase's max duration still bounds it."""
+
 def build_context(config: Config, client: httpx.AsyncClient,
                   poll_interval_s: float) -> CheckContext:
     """Backend clients for the configured backends (gates.backends.registry picks by kind)."""
@@ -58,6 +63,7 @@ def build_context(config: Config, client: httpx.AsyncClient,
     links = {"prometheus": config.backends.prometheus.url} if config.backends.prometheus else {}
     return CheckContext(prometheus=b.prometheus, sink=b.sink, anchors=Anchors(),
                         probe_results=[], poll_interval_s=poll_interval_s, links=links,
+                        first_probe_wait_s=FIRST_PROBE_WAIT_S,
                         alertmanager=b.alertmanager, metrics=b.metrics, logs=b.logs,
                         traces=b.traces, errors=b.errors, notifications=b.notifications,
                         alerts=b.alerts, dashboards=b.dashboards, http=client,

@@ -118,7 +118,11 @@ async def probe_for(journey: str | None, deadline_s: float, ctx: CheckContext, j
                         else f"{len(runs)} {name} probe(s) in {j.phase}, none failed")
         return Seen(miss=f"no {name} probe has run in {j.phase}")
 
-    out = await eventually(observe, timeout=deadline_s, interval=0.05)
+    # The deadline counts from the probe, so waiting for the probe is not part of it: a
+    # journey's first run in the phase may take a while (a browser journey launches
+    # Chromium). The phase's max duration still bounds the wait.
+    out = await eventually(observe, timeout=deadline_s + ctx.first_probe_wait_s,
+                           interval=0.05)
     if out.found is None:
         return None, f"no {wanted} {name} probe to follow: {out.last_miss}"
     return out.found, None
