@@ -45,6 +45,27 @@ def _descendants(root: int) -> dict[int, str]:
     return out
 
 
+# Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`) the tests that start whole
+# stacks (Prometheus, Alertmanager, demo services, Chromium, peers) or measure timing run
+# one after another on one worker, as they would alone; the rest spread over the workers.
+SERIAL = ("tests/selftest/", "tests/e2e/", "tests/stack/", "tests/demo/", "tests/scenarios/",
+          "tests/peers/", "tests/chaos/", "tests/probes/test_timing_and_schedule.py",
+          "tests/probes/test_workers.py", "tests/probes/test_hot_path.py",
+          "tests/probes/test_browser", "tests/probes/test_web_vitals.py",
+          "tests/probes/test_probe_cli.py", "tests/probes/test_blackbox_parity.py",
+          "tests/reports/test_demo_reports.py", "tests/gates/test_library_demo.py",
+          "tests/gates/test_real_prometheus.py", "tests/gates/test_alert_truth.py",
+          "tests/gates/test_suites.py", "tests/readygate/test_cli.py",
+          "tests/readygate/test_input_limits.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put the stack-starting and timing tests in one xdist group (see SERIAL)."""
+    for item in items:
+        if item.nodeid.startswith(SERIAL):
+            item.add_marker(pytest.mark.xdist_group("serial"))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the session when a test left a process running."""
     deadline = time.monotonic() + 5.0  # Chromium children linger 1-2 s after close
