@@ -24,7 +24,6 @@ from gates.backends.alertmanager import AlertmanagerClient
 from gates.backends.config import BACKEND_KINDS, Backend, Backends, SignalBackend
 from gates.backends.datadog import DatadogLogs, DatadogMonitors, client_for
 from gates.backends.elasticsearch import ElasticsearchLogs
-from gates.backends.gcloud import FACTORIES as GCLOUD_FACTORIES
 from gates.backends.grafana import GrafanaAlerts, GrafanaDashboards, grafana_api
 from gates.backends.jsonl import JsonLinesLogs
 from gates.backends.loki import LokiLogs
@@ -126,8 +125,17 @@ register("errors", "sentry", lambda s, c, _: SentryErrors(
 register("errors", "posthog", lambda s, c, _: PostHogErrors(
     s.url, c, project_id=s.project_id or "", token=_token(s), event=s.event,
     timeout_s=s.timeout_s))
-for _signal, _factory in GCLOUD_FACTORIES.items():  # Google Cloud: kind gcloud per signal
-    register(_signal, "gcloud", _factory)
+def _gcloud(signal: str) -> Factory:
+    # Google's client libraries (grpc, google-cloud-*) cost ~0.7 s and ~45 MiB to import:
+    # only a run that uses kind gcloud pays for them.
+    def build(spec: SignalBackend, client: httpx.AsyncClient, sink: SinkClient | None) -> Any:
+        from gates.backends.gcloud import FACTORIES
+        return FACTORIES[signal](spec, client, sink)
+    return build
+
+
+for _signal in ("logs", "traces", "metrics", "errors", "alerts"):  # Google Cloud: kind gcloud
+    register(_signal, "gcloud", _gcloud(_signal))
 register("notifications", "sink",
          lambda s, c, sink: SinkNotifications(_need_sink("notifications", sink)))
 register("notifications", "sentry", lambda s, c, _: SentryIncidents(

@@ -11,20 +11,26 @@ from __future__ import annotations
 
 import difflib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.waiting import Seen, eventually
-from gates.backends.gcloud.monitoring import Channel, GcloudMonitoring, Policy
 from gates.checks.common import GRACE_S, Judge
 from gates.config import AlertPolicyCheck
 from gates.context import CheckContext
 from reports.model import CheckResult
+
+if TYPE_CHECKING:  # Google's libraries load only when a gcloud backend is built
+    from gates.backends.gcloud.monitoring import Channel, GcloudMonitoring, Policy
 
 
 def policy_source(ctx: CheckContext) -> GcloudMonitoring | None:
     """The Cloud Monitoring API of the gcloud alerts or metrics backend, if one is set."""
     for backend in (ctx.alerts, ctx.metrics):
         monitoring = getattr(backend, "monitoring", None)
+        if monitoring is None:
+            continue
+        # loaded already: a backend holding one was built from gates.backends.gcloud
+        from gates.backends.gcloud.monitoring import GcloudMonitoring
         if isinstance(monitoring, GcloudMonitoring):
             return monitoring
     return None
