@@ -22,9 +22,7 @@ from core.errors import ConfigError
 from core.http import client_kwargs, needs_own_client, ssl_context, warn_insecure
 from gates.backends.alertmanager import AlertmanagerClient
 from gates.backends.config import BACKEND_KINDS, Backend, Backends, SignalBackend
-from gates.backends.datadog import DatadogLogs, DatadogMonitors, client_for
 from gates.backends.elasticsearch import ElasticsearchLogs
-from gates.backends.grafana import GrafanaAlerts, GrafanaDashboards, grafana_api
 from gates.backends.jsonl import JsonLinesLogs
 from gates.backends.loki import LokiLogs
 from gates.backends.notifications import PagerDutyNotifications, SlackNotifications
@@ -156,23 +154,34 @@ register("notifications", "pagerduty", lambda s, c, _: PagerDutyNotifications(
     s.url, c, token=_token(s), service_ids=s.service_ids, timeout_s=s.timeout_s))
 register("notifications", "opsgenie", lambda s, c, _: OpsgenieNotifications(
     s.url, c, token=_token(s), query=s.query, timeout_s=s.timeout_s))
-# datadog-api-client has its own HTTP client (urllib3): the httpx client is not used
-register("logs", "datadog", lambda s, c, _: DatadogLogs(client_for(s, "logs"), query=s.query))
-register("alerts", "datadog", lambda s, c, _: DatadogMonitors(
-    client_for(s, "alerts"), monitor_tags=s.monitor_tags))
+# datadog-api-client and grafana-client have HTTP clients of their own (urllib3, requests):
+# the httpx client is not used, and the libraries load only when such a backend is built.
+def _datadog(spec: SignalBackend, _: httpx.AsyncClient, __: SinkClient | None) -> Any:
+    from gates.backends.datadog import DatadogLogs, client_for
+    return DatadogLogs(client_for(spec, "logs"), query=spec.query)
 
 
-def _grafana(signal: str, cls: type[GrafanaAlerts] | type[GrafanaDashboards]) -> Factory:
-    # grafana-client has its own HTTP client (requests): the httpx client is not used
+def _datadog_monitors(spec: SignalBackend, _: httpx.AsyncClient, __: SinkClient | None) -> Any:
+    from gates.backends.datadog import DatadogMonitors, client_for
+    return DatadogMonitors(client_for(spec, "alerts"), monitor_tags=spec.monitor_tags)
+
+
+register("logs", "datadog", _datadog)
+register("alerts", "datadog", _datadog_monitors)
+
+
+def _grafana(signal: str) -> Factory:
     def make(spec: SignalBackend, _: httpx.AsyncClient, __: SinkClient | None) -> Any:
+        from gates.backends.grafana import GrafanaAlerts, GrafanaDashboards, grafana_api
+        cls = GrafanaAlerts if signal == "alerts" else GrafanaDashboards
         return cls(grafana_api(_url(spec), token=_token(spec), org_id=spec.org_id,
                                timeout_s=spec.timeout_s, http=spec, name=f"backends.{signal}"),
                    _url(spec))
     return make
 
 
-register("alerts", "grafana", _grafana("alerts", GrafanaAlerts))
-register("dashboards", "grafana", _grafana("dashboards", GrafanaDashboards))
+register("alerts", "grafana", _grafana("alerts"))
+register("dashboards", "grafana", _grafana("dashboards"))
 
 
 @dataclass
