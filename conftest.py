@@ -59,10 +59,14 @@ SERIAL = ("tests/selftest/", "tests/e2e/", "tests/stack/", "tests/demo/", "tests
           "tests/readygate/test_input_limits.py")
 
 
+# ... except these, which start no stack and time nothing (CLI subprocesses, fake backends)
+SPREAD = ("tests/selftest/test_bad_configs.py", "tests/selftest/test_backend_garbage.py")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Put the stack-starting and timing tests in one xdist group (see SERIAL)."""
     for item in items:
-        if item.nodeid.startswith(SERIAL):
+        if item.nodeid.startswith(SERIAL) and not item.nodeid.startswith(SPREAD):
             item.add_marker(pytest.mark.xdist_group("serial"))
 
 
