@@ -17,7 +17,7 @@ import httpx
 
 from core.errors import BackendError
 from gates.backends.base import HttpBackend
-from gates.backends.types import Notification
+from gates.backends.types import Notification, rfc3339_seconds
 
 OPSGENIE_API = "https://api.opsgenie.com"  # EU accounts: https://api.eu.opsgenie.com
 _PAGE = 100       # Opsgenie's largest page
@@ -29,13 +29,7 @@ def _mentions(text: str, alertname: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(alertname)}(?![\w-])", text) is not None
 
 
-def _iso(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+_iso = rfc3339_seconds  # RFC 3339 -> unix seconds (None if absent or bad)
 
 
 def _closed_at(alert: dict[str, Any], created: float) -> float | None:

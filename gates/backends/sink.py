@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
 from core.errors import BackendError
 from gates.backends.base import HttpBackend
-from gates.backends.types import ErrorEvent, IncompleteWindow, LogLine, Notification, Span
+from gates.backends.types import (
+    ErrorEvent,
+    IncompleteWindow,
+    LogLine,
+    Notification,
+    Span,
+    rfc3339_seconds,
+)
 
 
 def _list(body: Any, key: str) -> list[dict[str, Any]]:
@@ -160,11 +166,4 @@ class SinkNotifications:
                 for r in rows if float(r.get("received_at") or 0) >= since]
 
 
-def _iso_ts(value: Any) -> float | None:
-    """An RFC 3339 time (Alertmanager's startsAt) as unix seconds; None if absent or bad."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+_iso_ts = rfc3339_seconds  # RFC 3339 -> unix seconds (None if absent or bad)

@@ -10,28 +10,20 @@ since its ``started_at``; the alert's name is the policy's display name. Its
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from typing import Any
 
 from core.errors import BackendError
 from gates.backends.gcloud.monitoring import GcloudMonitoring
 from gates.backends.sink import SinkClient
-from gates.backends.types import ActiveAlert
+from gates.backends.types import ActiveAlert, rfc3339_seconds
 
 RECEIVER = "gcloud"  # the receiver sink/hooks_gcloud.py writes
 # incidents older than this are not read back (a policy with auto_close off stays open)
 LOOKBACK_S = 7 * 86400.0
 
 
-def _ts(value: Any) -> float | None:
-    """An RFC 3339 time as the sink stores it, in unix seconds (None if absent or bad)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+_ts = rfc3339_seconds  # RFC 3339 -> unix seconds (None if absent or bad)
 
 
 class GcloudAlerts:
