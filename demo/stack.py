@@ -16,7 +16,6 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +26,7 @@ from core.config import read_text
 from core.errors import ConfigError, StackError
 from core.procs import start_python_service
 from core.scratch import MARKER, mark_owner
+from core.times import rfc3339_seconds
 from gates.backends.config import SignalBackend
 from stack.base import (
     BINARY_READY_TIMEOUT_S,
@@ -431,11 +431,10 @@ async def _stale_scrape(client: httpx.AsyncClient, prometheus: str, after: float
         job = target.get("labels", {}).get("job")
         if job not in _DEMO_JOBS:
             continue
-        try:
-            last = datetime.fromisoformat(str(target.get("lastScrape")).replace("Z", "+00:00"))
-        except ValueError:
+        last = rfc3339_seconds(target.get("lastScrape"))
+        if last is None:
             return f"target {job}: no scrape yet"
         # the scrape's start time: it must begin after the restart to see the new process
-        if last.timestamp() <= after or target.get("health") != "up":
+        if last <= after or target.get("health") != "up":
             return f"target {job} not scraped since the restart"
     return ""

@@ -11,29 +11,17 @@ backend that cannot be reached is counted and retried, never fatal.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from core.errors import BackendError
 from core.events import AlertObserved, Event, NotificationObserved
+from core.times import rfc3339_seconds
 from gates.backends.prometheus import PrometheusClient
 from gates.backends.sink import SinkClient
 
-_FRACTION = re.compile(r"\.(\d+)")
-
-
-def parse_rfc3339(value: str | None) -> float | None:
-    """Unix seconds of an RFC 3339 time as Prometheus writes it (nanoseconds allowed)."""
-    if not value:
-        return None
-    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6], value.strip()).replace("Z", "+00:00")
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
+parse_rfc3339 = rfc3339_seconds  # Prometheus writes nanoseconds; None if absent or bad
 
 
 def labels_match(have: dict[str, str], want: dict[str, str]) -> bool:

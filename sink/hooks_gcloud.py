@@ -11,11 +11,11 @@ Labels: the monitored resource's, the metric's and the policy's user labels, plu
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Mapping
 from typing import Any
 
+from core.times import rfc3339, rfc3339_seconds
 from sink.formats import BadPayload, Json, notification_row
 
 RECEIVER = "gcloud"
@@ -30,14 +30,13 @@ def _time(value: Any, what: str) -> str | None:
         try:
             value = float(value)
         except ValueError:
-            try:
-                parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
+            seconds = rfc3339_seconds(value)
+            if seconds is None:
                 raise BadPayload(f"incident {what} is not a time: {value[:40]!r}") from None
-            return parsed.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+            return rfc3339(seconds)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise BadPayload(f"incident {what} is not a time")
-    return dt.datetime.fromtimestamp(float(value), dt.UTC).isoformat().replace("+00:00", "Z")
+    return rfc3339(float(value))
 
 
 def _labels(value: Any, what: str) -> dict[str, str]:

@@ -34,6 +34,7 @@ from pydantic import SecretStr
 
 from core.errors import BackendError, ConfigError
 from core.http import TlsOptions, warn_insecure
+from core.times import rfc3339_seconds
 from gates.backends.config import SignalBackend
 from gates.backends.types import (
     REQUEST_ID_KEYS,
@@ -164,17 +165,6 @@ def _iso(at: float) -> str:
     return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _ts(value: Any) -> float | None:
-    if isinstance(value, dt.datetime):
-        return value.timestamp()
-    if isinstance(value, str):
-        try:
-            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    return None
-
-
 def _dd_trace_id(trace_id: str) -> str | None:
     """The decimal form Datadog tracers log as ``dd.trace_id`` (the low 64 bits)."""
     hexa = trace_id.lower()
@@ -206,7 +196,8 @@ def _line(log: dict[str, Any], trace_id: str | None) -> LogLine:
     record = {**custom, **{k: attrs[k] for k in ("host", "service", "status", "tags")
                            if attrs.get(k) is not None}}
     message = attrs.get("message")
-    line = log_line_from(record, service=attrs.get("service"), ts=_ts(attrs.get("timestamp")),
+    line = log_line_from(record, service=attrs.get("service"),
+                         ts=rfc3339_seconds(attrs.get("timestamp")),
                          body=message if isinstance(message, str) else None)
     level = line.level or (str(attrs["status"]) if attrs.get("status") else None)
     found = line.trace_id
@@ -328,7 +319,7 @@ def _groups(monitor: dict[str, Any]) -> list[tuple[dict[str, str], dict[str, Any
               "monitor_id": str(monitor.get("id"))}
     groups = _obj(_obj(monitor.get("state")).get("groups"))
     if not groups:
-        modified = _ts(monitor.get("overall_state_modified"))
+        modified = rfc3339_seconds(monitor.get("overall_state_modified"))
         # no group states: only the overall state and when it last changed are known
         return [(labels, {"status": monitor.get("overall_state"), "modified": modified})]
     return [({**labels, **_pairs(str(name) if name != "*" else "")}, g)

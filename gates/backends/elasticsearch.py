@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import httpx
 
 from core.errors import BackendError
+from core.times import epoch_seconds
 from gates.backends.base import HttpBackend
 from gates.backends.types import (
     REQUEST_ID_KEYS,
@@ -23,17 +23,6 @@ from gates.backends.types import (
 def _phrase(value: str, fields: list[str]) -> dict[str, Any]:
     return {"multi_match": {"query": value, "type": "phrase", "fields": fields,
                             "lenient": True}}
-
-
-def _ts(value: Any) -> float | None:
-    if isinstance(value, int | float):
-        return float(value) / (1000.0 if value > 1e11 else 1.0)
-    if isinstance(value, str):
-        try:
-            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    return None
 
 
 class ElasticsearchLogs(HttpBackend):
@@ -77,7 +66,7 @@ class ElasticsearchLogs(HttpBackend):
             after = hits[-1].get("sort") if hits else None
         except (KeyError, TypeError, AttributeError):
             raise BackendError(f"{self.kind} answered a malformed search result") from None
-        return [log_line_from(s, ts=_ts(s.get("@timestamp") or s.get("timestamp")))
+        return [log_line_from(s, ts=epoch_seconds(s.get("@timestamp") or s.get("timestamp")))
                 for s in sources], after
 
     async def lines(self, *, trace_id: str | None = None, request_id: str | None = None,

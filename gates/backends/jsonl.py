@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import glob
 import json
 import os
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import BackendError
+from core.times import epoch_seconds
 from gates.backends.types import IncompleteWindow, LogLine, log_line_from
 
 _MAX_BYTES = 200 * 1024 * 1024  # read at most this much per look: files are bounded evidence
@@ -20,13 +20,9 @@ _MAX_BYTES = 200 * 1024 * 1024  # read at most this much per look: files are bou
 def _ts(record: dict[str, Any]) -> float | None:
     for key in ("timestamp", "@timestamp", "time", "ts"):
         value = record.get(key)
-        if isinstance(value, int | float):
-            return float(value) / (1000.0 if value > 1e11 else 1.0)
-        if isinstance(value, str):
-            try:
-                return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-            except ValueError:
-                continue
+        seconds = epoch_seconds(value)
+        if seconds is not None:
+            return seconds
     return None
 
 

@@ -13,6 +13,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from core.errors import BackendError
+from core.times import rfc3339_seconds
 from gates.backends.base import HttpBackend
 from gates.backends.types import Notification
 
@@ -82,15 +83,6 @@ class SlackNotifications:
         return sorted((n for n in out if n.received_at >= since), key=lambda n: n.received_at)
 
 
-def _iso(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 class PagerDutyNotifications(HttpBackend):
     """PagerDuty REST API v2: incidents whose title names the alert."""
 
@@ -120,14 +112,15 @@ class PagerDutyNotifications(HttpBackend):
         for inc in incidents:
             if not isinstance(inc, dict) or not _mentions(str(inc.get("title", "")), alertname):
                 continue
-            created = _iso(inc.get("created_at"))
+            created = rfc3339_seconds(inc.get("created_at"))
             where = f"pagerduty {(inc.get('service') or {}).get('summary', '')}".strip()
             if created is not None and created >= since:
                 out.append(Notification(alertname, "firing", created,
                                         {"incident": str(inc.get("id"))}, where,
                                         inc.get("html_url")))
             if inc.get("status") == "resolved":
-                resolved = _iso(inc.get("resolved_at") or inc.get("last_status_change_at"))
+                resolved = rfc3339_seconds(inc.get("resolved_at")
+                                           or inc.get("last_status_change_at"))
                 if resolved is not None and resolved >= since:
                     out.append(Notification(alertname, "resolved", resolved,
                                             {"incident": str(inc.get("id"))}, where,

@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 
 from core.errors import BackendError
+from core.times import rfc3339_seconds
 from gates.backends.base import HttpBackend
-from gates.backends.types import Notification, rfc3339_seconds
+from gates.backends.types import Notification
 
 OPSGENIE_API = "https://api.opsgenie.com"  # EU accounts: https://api.eu.opsgenie.com
 _PAGE = 100       # Opsgenie's largest page

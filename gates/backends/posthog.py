@@ -10,7 +10,6 @@ as ``{placeholders}``, never spliced into the HogQL text. The trace id is read f
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import httpx
 
 from core.errors import BackendError
+from core.times import rfc3339, rfc3339_seconds
 from gates.backends.base import HttpBackend
 from gates.backends.types import ErrorEvent
 
@@ -26,22 +26,6 @@ EXCEPTION_EVENT = "$exception"
 _LOOKBACK_S = 3600.0
 _LIMIT = 200
 _COLUMNS = ("uuid", "event", "timestamp", "created_at", "properties")
-
-
-def _when(value: Any) -> float | None:
-    """An ISO time from PostHog (``...Z``, ``+00:00`` or naive UTC) as unix seconds."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
-
-
-def _utc(ts: float) -> str:
-    # ISO 8601 with its zone: a bare time would be read in the project's timezone
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _exception(properties: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -79,7 +63,8 @@ class PostHogErrors(HttpBackend):
     async def events(self, *, trace_id: str | None = None, request_id: str | None = None,
                      since: float | None = None) -> list[ErrorEvent]:
         start = since if since is not None else time.time() - _LOOKBACK_S
-        values: dict[str, Any] = {"event": self.event, "since": _utc(start - 1.0)}
+        values: dict[str, Any] = {"event": self.event,
+                                  "since": rfc3339(start - 1.0, fraction=False)}
         if trace_id:
             values["trace_id"] = trace_id.lower()
         if request_id:
@@ -122,7 +107,8 @@ class PostHogErrors(HttpBackend):
             event_id=str(row.get("uuid")), message=message,
             trace_id=str(trace).lower() if trace else None,
             request_id=str(properties["request_id"]) if properties.get("request_id") else None,
-            received_at=_when(row.get("created_at")) or _when(row.get("timestamp")),
+            received_at=(rfc3339_seconds(row.get("created_at"))
+                         or rfc3339_seconds(row.get("timestamp"))),
             level=str(properties.get("$exception_level") or "error"),
             service=str(properties["service"]) if properties.get("service") else None,
             raw={"uuid": row.get("uuid"), "event": row.get("event"),

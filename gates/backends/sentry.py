@@ -10,20 +10,12 @@ from typing import Any
 import httpx
 
 from core.errors import BackendError
+from core.times import rfc3339_seconds
 from gates.backends.base import HttpBackend
 from gates.backends.types import ErrorEvent, Notification
 
 SENTRY_URL = "https://sentry.io"
 _LOOKBACK_S = 3600.0
-
-
-def _iso(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def _tags(event: dict[str, Any]) -> dict[str, str]:
@@ -70,7 +62,7 @@ class SentryErrors(HttpBackend):
                 message=str(e.get("message") or e.get("title") or ""),
                 trace_id=str(trace).lower() if trace else None,
                 request_id=tags.get("request_id"),
-                received_at=_iso(e.get("dateReceived") or e.get("dateCreated")),
+                received_at=rfc3339_seconds(e.get("dateReceived") or e.get("dateCreated")),
                 level=tags.get("level"), service=tags.get("service"), raw=e)
             if (trace_id and event.trace_id != trace_id.lower()) or \
                     (request_id and event.request_id != request_id):
@@ -123,8 +115,8 @@ class SentryIncidents(HttpBackend):
             projects = inc.get("projects") if isinstance(inc.get("projects"), list) else []
             if name != alertname or (self.project and self.project not in projects):
                 continue
-            started = _iso(inc.get("dateStarted"))
-            detected = _iso(inc.get("dateDetected")) or started
+            started = rfc3339_seconds(inc.get("dateStarted"))
+            detected = rfc3339_seconds(inc.get("dateDetected")) or started
             labels = {"alertname": name, "incident": str(inc.get("identifier") or inc.get("id")),
                       "projects": ",".join(str(p) for p in projects)}
             link = (f"{self.base_url}/organizations/{self.organization}/alerts/"
@@ -132,7 +124,7 @@ class SentryIncidents(HttpBackend):
             if detected is not None and detected >= since:
                 out.append(Notification(name, "firing", detected, labels, "sentry incidents",
                                         link, starts_at=started))
-            closed = _iso(inc.get("dateClosed"))
+            closed = rfc3339_seconds(inc.get("dateClosed"))
             if inc.get("status") == INCIDENT_CLOSED and closed is not None \
                     and closed + _CLOSED_RESOLUTION_S >= since:
                 # Closed some time in that minute, and no later than now: take the latest

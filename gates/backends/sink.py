@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from core.errors import BackendError
+from core.times import rfc3339_seconds
 from gates.backends.base import HttpBackend
 from gates.backends.types import (
     ErrorEvent,
@@ -13,7 +14,6 @@ from gates.backends.types import (
     LogLine,
     Notification,
     Span,
-    rfc3339_seconds,
 )
 
 
@@ -162,8 +162,7 @@ class SinkNotifications:
         return [Notification(alertname=str(r.get("alertname")), status=str(r.get("status")),
                              received_at=float(r.get("received_at") or 0),
                              labels=dict(r.get("labels") or {}), where=str(r.get("receiver")),
-                             starts_at=_iso_ts(r.get("starts_at")))
+                             starts_at=rfc3339_seconds(r.get("starts_at")))
                 for r in rows if float(r.get("received_at") or 0) >= since]
 
 
-_iso_ts = rfc3339_seconds  # RFC 3339 -> unix seconds (None if absent or bad)

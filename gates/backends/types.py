@@ -8,7 +8,6 @@ Slack or PagerDuty (notifications). Backends keep the raw record in ``raw`` for 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,16 +24,6 @@ REQUEST_ID_KEYS = ("request_id", "requestId", "request.id", "x_request_id", "htt
 LEVEL_KEYS = ("level", "severity", "severity_text", "log.level", "levelname", "lvl")
 SERVICE_KEYS = ("service", "service.name", "service_name", "app", "logger")
 MESSAGE_KEYS = ("message", "msg", "body", "event")
-
-
-def rfc3339_seconds(value: Any) -> float | None:
-    """An RFC 3339 time (``Z`` or an offset) as unix seconds; None if absent or unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def level_rank(level: str | None) -> int:

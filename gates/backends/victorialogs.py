@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import re
 import time
 from typing import Any
 
@@ -12,11 +10,11 @@ import httpx
 
 from core.errors import BackendError
 from core.http import REQUEST_ERRORS, describe
+from core.times import rfc3339, rfc3339_seconds
 from gates.backends.types import REQUEST_ID_KEYS, TRACE_ID_KEYS, LogLine, log_line_from
 
 _LOOKBACK_S = 3600.0  # without ``since``, look back one hour (as the Loki backend does)
 _MAX_BODY = 20 * 1024 * 1024
-_FRACTION = re.compile(r"\.(\d{6})\d+")  # VictoriaLogs writes nanoseconds; Python parses micro
 
 
 def logsql_string(value: str) -> str:
@@ -28,20 +26,6 @@ def _any_field(keys: tuple[str, ...], value: str) -> str:
     """``value`` exactly in any of ``keys``, or as a phrase of the message (``_msg``)."""
     exact = " OR ".join(f"{logsql_string(k)}:={logsql_string(value)}" for k in keys)
     return f"({exact} OR {logsql_string(value)})"
-
-
-def _ts(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return dt.datetime.fromisoformat(_FRACTION.sub(r".\1", value.replace("Z", "+00:00"))
-                                         ).timestamp()
-    except ValueError:
-        return None
-
-
-def _rfc3339(at: float) -> str:
-    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class VictoriaLogs:
@@ -103,7 +87,7 @@ class VictoriaLogs:
         url = f"{self.base_url}/select/logsql/query"
         try:
             resp = await self.client.post(url, data={
-                "query": query, "start": _rfc3339(start), "end": _rfc3339(end)},
+                "query": query, "start": rfc3339(start), "end": rfc3339(end)},
                 headers=self._headers, timeout=self.timeout_s)
         except REQUEST_ERRORS as exc:
             raise BackendError(f"victorialogs unreachable at {self.base_url}: "
@@ -132,5 +116,5 @@ def _line(record: dict[str, Any]) -> LogLine:
     except ValueError:
         inner = None
     if isinstance(inner, dict):  # a JSON message kept whole: its keys are fields too
-        return log_line_from({**fields, **inner}, ts=_ts(record.get("_time")))
-    return log_line_from(fields, ts=_ts(record.get("_time")), body=text)
+        return log_line_from({**fields, **inner}, ts=rfc3339_seconds(record.get("_time")))
+    return log_line_from(fields, ts=rfc3339_seconds(record.get("_time")), body=text)

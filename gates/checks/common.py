@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from core import redact
+from core.times import rfc3339_seconds
 from core.waiting import Outcome, Seen, eventually
 from gates.config import Check, NoAlertCheck
 from gates.context import CheckContext
@@ -83,15 +83,6 @@ def fmt_labels(labels: dict[str, str]) -> str:
     return "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
 
 
-def parse_ts(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def mask(text: str, secrets: list[str]) -> str:
     """``text`` with the given and every registered secret replaced by ``***``."""
     for secret in secrets:
@@ -132,3 +123,6 @@ def failed_request_ids(probe: ProbeResult) -> list[str]:
     """The request ids of the probe's failed steps (all of them when none is marked)."""
     ids = [s.request_id for s in probe.steps if not s.ok and s.request_id]
     return ids or probe.request_ids
+
+
+parse_ts = rfc3339_seconds  # RFC 3339 -> unix seconds (None if absent or bad)

@@ -27,7 +27,7 @@ def test_an_open_incident_is_a_firing_row_named_after_its_policy() -> None:
     [row] = incident_rows(incident(started=started), 1_700_000_030.5)
     assert row["alertname"] == POLICY and row["status"] == "firing"
     assert row["receiver"] == "gcloud" and row["fingerprint"] == "0.mtdi83m6w8ao"
-    assert row["starts_at"] == "2023-11-14T22:13:20Z" and row["ends_at"] is None
+    assert row["starts_at"] == "2023-11-14T22:13:20.000000Z" and row["ends_at"] is None
     assert row["labels"] == {"alertname": POLICY, "project_id": "acme-prod",
                              "service_name": "api", "code": "500", "team": "payments",
                              "tier": "1", "condition": "error ratio",
@@ -39,7 +39,7 @@ def test_an_open_incident_is_a_firing_row_named_after_its_policy() -> None:
 
 def test_a_closed_incident_is_resolved_with_its_end() -> None:
     [row] = incident_rows(incident("closed", started=1_700_000_000, ended=1_700_000_300), 1.0)
-    assert row["status"] == "resolved" and row["ends_at"] == "2023-11-14T22:18:20Z"
+    assert row["status"] == "resolved" and row["ends_at"] == "2023-11-14T22:18:20.000000Z"
 
 
 @pytest.mark.parametrize(("body", "why"), [

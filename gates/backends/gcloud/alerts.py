@@ -14,9 +14,10 @@ import time
 from typing import Any
 
 from core.errors import BackendError
+from core.times import rfc3339_seconds
 from gates.backends.gcloud.monitoring import GcloudMonitoring
 from gates.backends.sink import SinkClient
-from gates.backends.types import ActiveAlert, rfc3339_seconds
+from gates.backends.types import ActiveAlert
 
 RECEIVER = "gcloud"  # the receiver sink/hooks_gcloud.py writes
 # incidents older than this are not read back (a policy with auto_close off stays open)
