@@ -33,12 +33,11 @@ from sink.formats import (
     envelope_events,
     error_row,
     loads,
-    notification_rows,
 )
 from sink.otlp import LOGS, METRICS, TRACES, Signal, decode_http
 from sink.posthog import CAPTURE_PATHS, exception_rows
 from sink.store import DEFAULT_MAX_BYTES, DEFAULT_RETENTION_S, SinkDB
-from sink.webhooks import PARSERS
+from sink.webhooks import PARSERS, Parser
 
 T = TypeVar("T")
 
@@ -177,18 +176,22 @@ def create_app(db: SinkDB) -> Starlette:
             return failed
         return JSONResponse({"id": row["event_id"]})
 
-    async def alertmanager(request: Request) -> Response:
+    async def notifications(request: Request, parser: Parser) -> Response:
+        """A webhook body turned into notification rows by ``parser`` (sink.webhooks)."""
         received_at = time.time()
         try:
             payload = loads(await read_body(request))
             if not isinstance(payload, dict):
                 raise BadPayload("webhook payload must be a JSON object")
-            rows = notification_rows(payload, received_at)
+            rows = parser(payload, received_at)
         except CLIENT_ERRORS as exc:
             return bad(exc)
         if (failed := await store("notifications", rows)) is not None:
             return failed
         return JSONResponse({"stored": len(rows)})
+
+    async def alertmanager(request: Request) -> Response:
+        return await notifications(request, PARSERS["alertmanager"])
 
     async def posthog_capture(request: Request) -> Response:
         received_at = time.time()
@@ -205,22 +208,12 @@ def create_app(db: SinkDB) -> Starlette:
         return JSONResponse({"status": 1, "events": count, "stored": len(rows)})
 
     async def vendor_webhook(request: Request) -> Response:
-        received_at = time.time()
         vendor = request.path_params["vendor"]
         parser = PARSERS.get(vendor)
         if parser is None:
             return JSONResponse({"error": f"unknown webhook vendor {vendor!r} (one of: "
                                  f"{', '.join(sorted(PARSERS)) or 'none'})"}, status_code=404)
-        try:
-            payload = loads(await read_body(request))
-            if not isinstance(payload, dict):
-                raise BadPayload("webhook payload must be a JSON object")
-            rows = parser(payload, received_at)
-        except CLIENT_ERRORS as exc:
-            return bad(exc)
-        if (failed := await store("notifications", rows)) is not None:
-            return failed
-        return JSONResponse({"stored": len(rows)})
+        return await notifications(request, parser)
 
     async def get_trace(request: Request) -> Response:
         trace_id = request.path_params["trace_id"].lower()

@@ -411,3 +411,26 @@ def test_otlp_protobuf_metrics_are_stored_like_json(sink: Sink) -> None:
     assert points["bytes_total"]["value"] == 0.0
     assert points["bytes_total"]["monotonic"] is False
     assert points["bytes_total"]["temporality"] == "DELTA"
+
+
+def test_alertmanager_is_one_webhook_vendor_among_the_others(sink: Sink) -> None:
+    """/webhooks/alertmanager stores what /alertmanager/webhook stores; an unknown vendor is
+    404 naming every known one."""
+    name = f"Vendor{secrets.token_hex(4)}"
+    payload = {"receiver": "readygate", "status": "firing", "alerts": [
+        {"status": "firing", "labels": {"alertname": name}, "annotations": {},
+         "startsAt": "2024-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+         "generatorURL": "", "fingerprint": "ccc"}]}
+    for path in ("/alertmanager/webhook", "/webhooks/alertmanager"):
+        resp = sink.post(path, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+        assert resp.status_code == 200 and resp.json() == {"stored": 1}, resp.text
+    rows = sink.get("/api/notifications", alertname=name).json()["notifications"]
+    assert len(rows) == 2 and rows[0]["labels"] == rows[1]["labels"] == {"alertname": name}
+    assert {k: v for k, v in rows[0].items() if k not in ("id", "received_at")} == \
+        {k: v for k, v in rows[1].items() if k not in ("id", "received_at")}
+
+    unknown = sink.post("/webhooks/nagios", b"{}", {"Content-Type": "application/json"})
+    assert unknown.status_code == 404
+    error = unknown.json()["error"]
+    assert "'nagios'" in error
+    assert all(v in error for v in ("alertmanager", "datadog", "gcloud", "grafana", "sentry"))
