@@ -61,10 +61,11 @@ async def trace_check(check: TraceCheck, ctx: CheckContext, j: Judge) -> CheckRe
                         f"{', '.join(sorted(services))} only; missing {', '.join(missing)}")
         unmatched = [sel.describe() for sel in check.spans
                      if not any(matches(s, sel) for s in spans)]
-        if unmatched and stable:
+        if unmatched:  # named even if the trace may still grow: the deadline can end it
             names = ", ".join(sorted({s.describe() for s in spans})[:8])
-            return Seen(miss=f"no span matches {', '.join(unmatched)}; spans: {names}")
-        if not stable or unmatched:  # complete = count unchanged over two polls
+            growing = "" if stable else f" (yet: trace {probe.trace_id} still growing)"
+            return Seen(miss=f"no span matches {', '.join(unmatched)}{growing}; spans: {names}")
+        if not stable:  # complete = count unchanged over two polls
             return Seen(miss=f"trace {probe.trace_id} still growing ({count} spans)")
         return Seen(spans)
 
