@@ -12,9 +12,9 @@ demo: os-deps venv
 	$(BIN)/readygate demo --out $(OUT)
 
 # # peers: the real Jaeger, VictoriaMetrics, ... built from Go modules (tests/peers); `demo` needs no Go.
-# two workers; the tests that start stacks or measure timing stay one at a time (conftest.py)
+# three workers on 2 cores (the suite mostly waits on servers and deadlines), a file per unit (conftest.py)
 test: os-deps venv peers schema-check bundles-check
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 test-fast: venv
 	$(BIN)/python -m pytest -m "not slow"
