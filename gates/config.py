@@ -139,12 +139,16 @@ class MetricCheck(CheckBase):
 
 
 class ProbeCheck(CheckBase):
-    """A journey's probes succeed (again) within the deadline: N consecutive passes."""
+    """A journey's probes succeed (again) within the deadline: N consecutive passes, and
+    they keep succeeding through the rest of the phase's observation window."""
 
     signal: Literal["probe"]
     journey: JourneyName | None = Field(
         None, description="the journey whose probes this check follows (default: any)")
     consecutive: int = Field(2, ge=1, le=100)
+    hold: bool = Field(
+        True, description="after the streak, any failed run before the phase's min_duration_s "
+        "ends fails the check (false: settle at the streak)")
 
     def default_name(self) -> str:
         return f"{self.journey or 'any journey'} probes succeed"

@@ -27,6 +27,9 @@ class Anchors:
 
     phase_start: dict[str, float] = field(default_factory=dict)
     phase_end: dict[str, float] = field(default_factory=dict)
+    # when each phase's observation window (start + min_duration_s) ends: the phase lasts
+    # at least this long, so a check may watch until then without holding the phase up
+    phase_window_end: dict[str, float] = field(default_factory=dict)
     fault_start: float | None = None
     fault_end: float | None = None
 

@@ -311,6 +311,7 @@ class ScenarioRunner:
                      also: asyncio.Task[None] | None = None) -> None:
         start = time.time()
         self.env.context.anchors.phase_start[name] = start
+        self.env.context.anchors.phase_window_end[name] = start + phase.min_duration_s
         self.emit(PhaseStarted(start, name))
         tasks = {asyncio.create_task(self._judge(i, c, name), name=f"check:{c.display_name()}"):
                  (i, c) for i, c in self._checks_of(name)}

@@ -41,12 +41,35 @@ async def probe_check(check: ProbeCheck, ctx: CheckContext, j: Judge) -> CheckRe
         streak = out.found
         latency = streak[0].started_at - anchor
         evidence["trace_ids"] = [p.trace_id for p in streak]
+        window_end = ctx.anchors.phase_window_end.get(j.phase)
+        if check.hold and window_end is not None:
+            broke = await _first_failure(check, ctx, streak[0].started_at, window_end)
+            if broke is not None:
+                at = broke.started_at - (ctx.anchors.phase_start.get(j.phase) or anchor)
+                evidence.update(failed_trace_id=broke.trace_id, window_end=window_end)
+                return j.result("fail", f"{check.jname} probes succeeded {latency:.1f}s after "
+                                f"{check.anchor}, then failed {at:.1f}s into the {j.phase} "
+                                f"phase: {broke.error}", latency=latency, evidence=evidence)
+            evidence["held_until"] = window_end
         return j.result("pass", f"{check.jname} probes succeeding again {latency:.1f}s after "
                         f"{check.anchor}", latency=latency, evidence=evidence)
     evidence["nearest_miss"] = out.last_miss
     return j.result("fail", f"{check.jname} probes not succeeding within "
                     f"{check.deadline_s:.0f}s of {check.anchor}: {out.last_miss}",
                     evidence=evidence)
+
+
+async def _first_failure(check: ProbeCheck, ctx: CheckContext, since: float,
+                         until: float) -> ProbeResult | None:
+    """The first failed run of the journey started in [since, until), watching until then."""
+    while True:
+        failed = [r for r in ctx.probes_since(check.journey, since)
+                  if not r.success and r.started_at < until]
+        if failed:
+            return failed[0]
+        if time.time() >= until:
+            return None
+        await asyncio.sleep(min(0.1, max(until - time.time(), 0.0)))
 
 
 async def health_check(check: HealthCheck, ctx: CheckContext, j: Judge) -> CheckResult:
