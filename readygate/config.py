@@ -9,6 +9,7 @@ of secret fields (passwords, tokens, webhook URLs) are registered with
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -105,7 +106,14 @@ class Config(Model):
                        webhook and webhook.url):
             if secret:
                 out.append(secret.get_secret_value())
-        return out + self._catalog.secrets() + (self.stack.secrets() if self.stack else [])
+        out += self._catalog.secrets() + (self.stack.secrets() if self.stack else [])
+        # a journey's `password: "{{password}}"` is a reference, not a secret: the rendered
+        # value's source (target.credentials) is listed itself; dropping the template keeps
+        # the count honest and a log line showing "{{password}}" from counting as a leak
+        return list(dict.fromkeys(v for v in out if v and not _TEMPLATE.search(v)))
+
+
+_TEMPLATE = re.compile(r"\{\{.*?\}\}")
 
 
 def json_schema() -> dict[str, Any]:

@@ -141,3 +141,20 @@ def test_an_unquoted_variable_in_a_flow_mapping_gets_a_hint_to_quote_it() -> Non
     assert "readygate.yaml:2" in message and "invalid YAML" in message
     assert 'quote a variable: "${MIMIR_TOKEN}"' in message
     assert len(message.splitlines()) == 1
+
+
+def test_a_journeys_template_reference_is_not_a_secret(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`password: "{{password}}"` in a journey refers to target.credentials: the rendered
+    value's source is the secret, counted once; the literal template is not one."""
+    monkeypatch.setenv("RG_SECRET_PW", "s3cret-value-xyz")
+    (tmp_path / "journeys.yaml").write_text(
+        "journeys:\n  login:\n    steps:\n      - method: GET\n        url: /v2/\n"
+        "        basic_auth: {username: u, password: \"{{password}}\"}\n"
+        "        expect: {status: 200}\n")
+    (tmp_path / "readygate.yaml").write_text(
+        "target:\n  services: {web: http://127.0.0.1:1}\n"
+        "  credentials:\n    password: ${RG_SECRET_PW}\n"
+        "probes:\n  journeys_file: journeys.yaml\n")
+    config = load_config(tmp_path / "readygate.yaml")
+    assert config.secrets() == ["s3cret-value-xyz"]
