@@ -277,9 +277,8 @@ async def secret_leak_check(check: SecretLeakCheck, ctx: CheckContext, j: Judge)
         "lookback_s": check.lookback_s,
         "query": f"every {logs.kind} log line since {when} ({check.lookback_s:g}s before the "
                  "run), each matched against every encoding of every secret"}
-    if out.found is None:
-        return j.settle(out, anchor=probe.started_at, evidence=evidence,
-                        what="log lines to scan", passed=lambda _, lat: "")
+    # The window is scanned even when no line could be tied to the probe (a service that
+    # logs neither trace nor request ids): a leak found is a leak; only absence needs proof.
     canary = redact.canary(tuple(secrets))
     found: dict[int, _Leak] = {}
     scanned, problem = 0, None
@@ -304,8 +303,13 @@ async def secret_leak_check(check: SecretLeakCheck, ctx: CheckContext, j: Judge)
         evidence["leaks"] = leaks
         if problem:
             evidence["incomplete"] = problem
+        if out.found is None:
+            evidence["flow_unproven"] = out.last_miss
         return j.result("fail", "secret leaked into the logs: " + "; ".join(leaks),
                         evidence=evidence)
+    if out.found is None:
+        return j.settle(out, anchor=probe.started_at, evidence=evidence,
+                        what="log lines to scan", passed=lambda _, lat: "")
     if problem is not None:
         return j.result("error", problem, evidence=evidence)
     if scanned == 0:  # the probe's lines exist, yet the window read none: not a clean log

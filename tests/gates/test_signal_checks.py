@@ -131,7 +131,20 @@ def test_secret_leak_pass_fail_and_no_data(loki: tuple[FakeLoki, str]) -> None:
                    logs=loki_backend(url))
     assert r.status == "fail" and "secret #1 appears in 1 log line(s)" in r.message
     assert SECRET not in r.message and SECRET not in str(r.evidence)
-    # no lines at all: an empty store must not prove the absence of secrets
+    # the probe's own lines cannot be found (a service that logs no trace or request ids):
+    # the window is still scanned, and the leak in it is reported
+    r = judge_with(check, phase="baseline", probes=[make_probe("login", trace_id="9" * 32)],
+                   secrets=[SECRET], logs=loki_backend(url))
+    assert r.status == "fail" and "secret #1 appears in 1 log line(s)" in r.message
+    assert "proves nothing" in r.evidence["flow_unproven"]
+
+
+def test_secret_leak_without_the_probes_lines_proves_nothing(
+        loki: tuple[FakeLoki, str]) -> None:
+    """Lines that cannot be tied to the probe and hold no secret: absence is unproven."""
+    fake, url = loki
+    fake.push({"service_name": "web"}, {"level": "info", "msg": "GET /v2/ 200"})  # no ids
+    check = {"signal": "secret_leak", "phase": "baseline", "journey": "login", "deadline_s": 0.5}
     r = judge_with(check, phase="baseline", probes=[make_probe("login", trace_id="9" * 32)],
                    secrets=[SECRET], logs=loki_backend(url))
     assert r.status == "fail" and "proves nothing" in r.message
