@@ -26,6 +26,7 @@ from core.events import (
     RunFinished,
     RunStarted,
 )
+from reports.render import console_status
 
 _CLEAR = "\r\x1b[2K"
 _REDRAW_EVERY_S = 0.2  # probes finish many times a second; the status line need not
@@ -141,7 +142,7 @@ class ConsoleProgress:
             if r.status != "pass":
                 self.failed += 1
             count = f"[{self.settled}/{self.total}] " if self.total else ""
-            self._say(event.at, f"check {r.status.upper():<5} {count}{r.name}: {r.message}")
+            self._say(event.at, f"check {console_status(r):<5} {count}{r.name}: {r.message}")
         elif isinstance(event, ProbeFinished):
             self._probe(event)
         elif isinstance(event, Note):

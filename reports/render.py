@@ -111,6 +111,13 @@ def _comparison_md(cmp: dict[str, Any]) -> list[str]:
     return lines
 
 
+def console_status(c: CheckResult) -> str:
+    """FAIL/ERROR of a warning-severity check reads WARN: it does not change the verdict."""
+    if c.status in ("fail", "error") and c.severity == "warning":
+        return "WARN"
+    return c.status.upper()
+
+
 def render_console(report: Report, out_dir: str | None = None) -> str:
     """The end-of-run summary for a terminal: verdict, a table of checks, where the report is."""
     width = max([len(c.name) for c in report.checks] + [5])
@@ -118,8 +125,8 @@ def render_console(report: Report, out_dir: str | None = None) -> str:
     for c in report.checks:
         deadline = "" if c.deadline_s is None else f"{c.deadline_s:g}s"
         note = " [the fault had no observable effect]" if _unnoticed(report, c) else ""
-        rows.append(f"{c.status.upper():<7} {c.name:<{width}}  {_latency(c):>8}  {deadline:>8}  "
-                    f"{c.message}{note}")
+        rows.append(f"{console_status(c):<7} {c.name:<{width}}  {_latency(c):>8}  "
+                    f"{deadline:>8}  {c.message}{note}")
     effect = _effect_line(report)
     if effect is not None:
         rows += ["", f"fault effect: {effect}"]

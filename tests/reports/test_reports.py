@@ -52,6 +52,20 @@ def test_markdown_and_console_name_the_failing_check() -> None:
     assert "1.23s" in console
 
 
+def test_console_marks_a_failed_warning_check_warn_beside_ready() -> None:
+    """A warning check's FAIL does not change the verdict; the console must not read as if
+    it did (report.md has a severity column; the console has the status only)."""
+    r = report(check("pass", name="alert fires"), check("fail", "warning", name="log budget"),
+               check("error", "warning", name="pii"))
+    console = render_console(r)
+    rows = {line.split()[1]: line.split()[0] for line in console.splitlines()
+            if line.startswith(("PASS", "FAIL", "WARN", "ERROR"))}
+    assert rows == {"alert": "PASS", "log": "WARN", "pii": "WARN"}
+    assert "verdict: READY (exit code 0)" in console
+    r = report(check("fail", name="trace spans web"))
+    assert render_console(r).splitlines()[2].startswith("FAIL ")
+
+
 def test_markdown_table_cells_cannot_break_the_table() -> None:
     md = render_markdown(report(CheckResult(name="a|b", signal="metric", status="pass",
                                             message="x\ny|z")))
