@@ -168,7 +168,8 @@ class HealthCheck(CheckBase):
 
     def default_name(self) -> str:
         service = f"{self.service} " if self.service else ""
-        return f"{service}{', '.join(self.paths)} report {self.expect}"
+        verb = "reports" if len(self.paths) == 1 else "report"
+        return f"{service}{', '.join(self.paths)} {verb} {self.expect}"
 
 
 class MetricContractCheck(CheckBase):

@@ -355,7 +355,7 @@ def test_killed_jupyter_fires_its_alert_and_is_not_ready(
     assert run.report["verdict"] == "not_ready"
     assert run.status("alert JupyterDown fires") == "pass"
     assert run.status("notification JupyterDown firing delivered") == "pass"
-    assert run.status("jupyter /api report down") == "pass"
+    assert run.status("jupyter /api reports down") == "pass"
     assert run.failed() == ["Jupyter is back after the crash"]
     assert "health probes not succeeding" in run.check("Jupyter is back after the crash")[
         "message"]

@@ -101,7 +101,7 @@ async def test_a_fault_nobody_noticed_is_named_next_to_the_failing_check(
     md = render_markdown(report)
     assert f"> ⚠️ Fault effect: the fault had {report.fault_effect}: a failing fault-phase " \
            "check may mean the fault never reached the service" in md
-    row = next(line for line in md.splitlines() if "web / report down" in line)
+    row = next(line for line in md.splitlines() if "web / reports down" in line)
     assert row.startswith("| ❌ |") and row.endswith("*the fault had no observable effect* |")
     console = render_console(report)
     assert f"fault effect: the fault had {report.fault_effect}" in console
