@@ -183,6 +183,10 @@ def test_a_hung_target_does_not_delay_the_other_journeys(demo: Demo, hung_target
     for journey in healthy:
         runs = [r for r in results if r.journey == journey.name]
         assert all(r.success for r in runs), [r.error for r in runs]
-        # >= 2 s of schedule at 0.25 s: at least 7 runs each, none of them late
+        # >= 2 s of schedule at 0.25 s: at least 7 runs each, none held up by the hung one.
+        # A scheduler that waited on it would start them a whole timeout (1 s) late; 0.5 s
+        # leaves room for a busy machine (`make test` runs three workers on two cores: a
+        # start 125 ms late was seen there), and the median stays near zero.
         assert len(late[journey.name]) >= 7
-        assert max(late[journey.name]) < 0.1, late[journey.name]
+        assert max(late[journey.name]) < 0.5, late[journey.name]
+        assert sorted(late[journey.name])[len(late[journey.name]) // 2] < 0.05
