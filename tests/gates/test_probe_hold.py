@@ -67,12 +67,12 @@ def test_a_failure_after_the_window_is_not_this_phases_business() -> None:
 
 def test_hold_false_settles_at_the_streak_as_before() -> None:
     r, took = _run({**PROBE, "hold": False}, window_s=1.5, fail_after_s=0.5)
-    assert r.status == "pass" and took < 0.5, r.message
+    assert r.status == "pass" and took < 1.0, r.message
 
 
 def test_without_a_known_window_it_settles_at_the_streak() -> None:
     r, took = _run(PROBE, window_s=None, fail_after_s=0.5)
-    assert r.status == "pass" and took < 0.5, r.message
+    assert r.status == "pass" and took < 1.0, r.message
 
 
 def test_never_succeeding_still_fails_within_the_deadline() -> None:
