@@ -79,16 +79,20 @@ def drill_summary(events: Sequence[Event], *, alertname: str | None,
     at["resolved_notification_received"] = resolved_note.at if resolved_note else None
 
     if end is not None:
-        # Recovered probes: every journey the fault broke (all of them when none failed)
-        # has succeeded again, counting runs started after the rollback (a run started
-        # before it may have met the fault). A journey the fault never touched has nothing
-        # to recover from, and a slow one (a browser journey every few seconds) would
-        # otherwise delay "recovered" by its interval.
-        broken = {e.result.journey for e in events if isinstance(e, ProbeFinished)
-                  and not e.result.success and start is not None
-                  and e.result.started_at + e.result.duration_s >= start}
+        # Recovered probes: every journey the fault broke (when none failed, as under a
+        # latency fault: every journey that ran while it held) has succeeded again,
+        # counting runs started after the rollback (a run started before it may have met
+        # the fault). A journey the fault never touched has nothing to recover from, and a
+        # slow one (a browser journey every few seconds) would otherwise delay "recovered"
+        # by its interval, or leave it unmeasured when the drill ends first.
+        met = [e.result for e in events if isinstance(e, ProbeFinished) and start is not None
+               and e.result.started_at + e.result.duration_s >= start
+               and e.result.started_at < end]
+        broken = {r.journey for r in met if not r.success}
+        exposed = {r.journey for r in met}
         firsts: list[float] = []
-        for journey in [j for j in journeys if j in broken] or journeys:
+        for journey in ([j for j in journeys if j in broken]
+                        or [j for j in journeys if j in exposed] or journeys):
             ok = next((e for e in events if isinstance(e, ProbeFinished)
                        and e.result.journey == journey and e.result.success
                        and e.result.started_at >= end), None)

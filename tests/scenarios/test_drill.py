@@ -70,6 +70,33 @@ def test_the_drill_measures_detect_notify_and_recover_from_the_fault() -> None:
     assert all(m["at"] is not None for m in drill["milestones"])
 
 
+def test_a_latency_fault_recovers_by_the_journeys_that_ran_while_it_held() -> None:
+    """No probe failed (latency): the journeys that met the fault must succeed again; a
+    slow browser journey that never ran during it has nothing to recover from (it left the
+    drill without a time to recover when the drill ended before its next run)."""
+    events = [
+        PhaseStarted(T0 - 5, "baseline"),
+        probe("frontend", T0 - 4, True),
+        FaultInjected(T0, "f-1", "storage", "latency", {}, T0 + 90),
+        PhaseStarted(T0, "fault"),
+        probe("upload", T0 + 0.5, True),   # slow, but no failure
+        AlertObserved(T0 + 3.0, "SlowRequests", "firing", {}, T0 + 3.1),
+        FaultRemoved(T0 + 3.5, "f-1", "storage", "rollback"),
+        PhaseStarted(T0 + 3.5, "recovery"),
+        probe("upload", T0 + 3.7, True),
+        AlertObserved(T0 + 6.5, "SlowRequests", "resolved", {}, T0 + 6.5),
+    ]
+    drill = drill_summary(events, alertname="SlowRequests", journeys=["upload", "frontend"])
+    assert drill["time_to_first_failed_probe_s"] is None
+    assert drill["time_to_recover_s"] == 3.0  # the alert resolved last (probes back at 0.3)
+    # a journey that met the fault and has not succeeded since: not recovered
+    drill = drill_summary([*events[:-2], events[-1]], alertname="SlowRequests",
+                          journeys=["upload", "frontend"])
+    assert drill["time_to_recover_s"] is None
+    notes = {m["name"]: m.get("note") for m in drill["milestones"]}
+    assert notes["probes_recovered"] == "upload probes did not succeed again"
+
+
 def test_a_missing_alert_is_not_observed_never_guessed() -> None:
     events = [e for e in incident() if not isinstance(e, AlertObserved | NotificationObserved)]
     drill = drill_summary(events, alertname="HighErrorRate", journeys=["upload"])
