@@ -21,8 +21,6 @@ from core.times import rfc3339_seconds
 from gates.backends.prometheus import PrometheusClient
 from gates.backends.sink import SinkClient
 
-parse_rfc3339 = rfc3339_seconds  # Prometheus writes nanoseconds; None if absent or bad
-
 
 def labels_match(have: dict[str, str], want: dict[str, str]) -> bool:
     """Every wanted label is present with that value."""
@@ -93,7 +91,7 @@ class AlertWatcher:
         old, self.state = self.state, new
         chosen = (firing or pending)[0] if firing or pending else None
         labels = dict(chosen.labels) if chosen is not None else {}
-        active_at = parse_rfc3339(chosen.active_at) if chosen is not None else None
+        active_at = rfc3339_seconds(chosen.active_at) if chosen is not None else None
         if new == "pending" and active_at is not None:
             self.emit(AlertObserved(min(now, active_at), self.alertname, "pending", labels, now))
         elif new == "firing":

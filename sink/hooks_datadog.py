@@ -18,10 +18,10 @@ The labels are the scope's and the tags' ``key:value`` pairs, and ``monitor_id``
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import Any
 
+from core.times import rfc3339
 from sink.formats import BadPayload, Json, notification_row
 
 RECEIVER = "datadog"
@@ -66,7 +66,7 @@ def _rfc3339(value: str | None) -> str | None:
     except ValueError:
         raise BadPayload(f"datadog webhook date {value[:40]!r} is not an epoch time") from None
     seconds = at / 1000.0 if at > 1e11 else at
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return rfc3339(seconds)
 
 
 def alertname_of(title: str) -> str:

@@ -13,7 +13,6 @@ Datadog query answers values, not a filtered vector (docs/backends.md says why).
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 import re
 import time
@@ -34,7 +33,7 @@ from pydantic import SecretStr
 
 from core.errors import BackendError, ConfigError
 from core.http import TlsOptions, warn_insecure
-from core.times import rfc3339_seconds
+from core.times import rfc3339, rfc3339_seconds
 from gates.backends.config import SignalBackend
 from gates.backends.types import (
     REQUEST_ID_KEYS,
@@ -161,8 +160,6 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _iso(at: float) -> str:
-    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _dd_trace_id(trace_id: str) -> str | None:
@@ -246,7 +243,7 @@ class DatadogLogs:
         page = LogsListRequestPage(limit=max(1, min(limit, _PAGE_MAX)))
         if cursor:
             page.cursor = cursor
-        body = LogsListRequest(filter=LogsQueryFilter(query=query, _from=_iso(since),
+        body = LogsListRequest(filter=LogsQueryFilter(query=query, _from=rfc3339(since),
                                                       to="now"),
                                sort=LogsSort.TIMESTAMP_ASCENDING, page=page)
         resp = await self.client.call("log search",
@@ -301,9 +298,6 @@ def _pairs(text: str, sep: str = ",") -> dict[str, str]:
     return out
 
 
-def _rfc3339(at: float | None) -> str | None:
-    return None if at is None else \
-        dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _seconds(value: Any) -> float | None:
@@ -371,7 +365,7 @@ class DatadogMonitors:
                 if since is None:
                     since = group.get("modified")
                 out.append(ActiveAlert(name, state, {**labels, "monitor_state": status},
-                                       _rfc3339(since)))
+                                       None if since is None else rfc3339(since, fraction=False)))
         return out
 
     async def fired_since(self, alertname: str, labels: dict[str, str], since: float) -> bool:

@@ -30,7 +30,6 @@ def _mentions(text: str, alertname: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(alertname)}(?![\w-])", text) is not None
 
 
-_iso = rfc3339_seconds  # RFC 3339 -> unix seconds (None if absent or bad)
 
 
 def _closed_at(alert: dict[str, Any], created: float) -> float | None:
@@ -40,7 +39,7 @@ def _closed_at(alert: dict[str, Any], created: float) -> float | None:
     close_ms = report.get("closeTime") if isinstance(report, dict) else None
     if isinstance(close_ms, int | float) and not isinstance(close_ms, bool) and close_ms >= 0:
         return created + close_ms / 1000.0
-    return _iso(alert.get("updatedAt"))
+    return rfc3339_seconds(alert.get("updatedAt"))
 
 
 class OpsgenieNotifications(HttpBackend):
@@ -85,7 +84,7 @@ class OpsgenieNotifications(HttpBackend):
                              *(str(t) for t in alert.get("tags") or [])])
             if not _mentions(text, alertname):
                 continue
-            created = _iso(alert.get("createdAt"))
+            created = rfc3339_seconds(alert.get("createdAt"))
             if created is None:
                 raise BackendError("opsgenie answered an alert without createdAt")
             labels = {"alert": str(alert.get("tinyId") or alert.get("id"))}
@@ -94,7 +93,7 @@ class OpsgenieNotifications(HttpBackend):
             # (count > 1) is a re-notification of an alert that was already open
             out.append(Notification(alertname, "firing", created, labels, where,
                                     starts_at=created))
-            again = _iso(alert.get("lastOccurredAt"))
+            again = rfc3339_seconds(alert.get("lastOccurredAt"))
             if (alert.get("count") or 1) > 1 and again is not None and again > created:
                 out.append(Notification(alertname, "firing", again, labels, where,
                                         starts_at=created))

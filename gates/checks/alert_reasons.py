@@ -13,9 +13,10 @@ from __future__ import annotations
 import datetime as dt
 
 from core.errors import BackendError
+from core.times import rfc3339_seconds
 from gates.backends.alertmanager import AlertmanagerClient, AmAlert, Receiver
 from gates.backends.prometheus import ActiveAlert, AlertingRule, PrometheusClient
-from gates.checks.common import fmt_labels, labels_match, parse_ts
+from gates.checks.common import fmt_labels, labels_match
 from gates.context import CheckContext
 
 
@@ -45,7 +46,7 @@ async def firing_at(prom: PrometheusClient, alertname: str, labels: dict[str, st
 
 def active_before(alert: ActiveAlert | AmAlert, anchor: float) -> float | None:
     """When the alert became active, if that was before ``anchor`` (else None)."""
-    since = parse_ts(alert.active_at if isinstance(alert, ActiveAlert) else alert.starts_at)
+    since = rfc3339_seconds(alert.active_at if isinstance(alert, ActiveAlert) else alert.starts_at)
     return since if since is not None and since < anchor else None
 
 

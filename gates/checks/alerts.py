@@ -18,12 +18,13 @@ import httpx
 
 from core.errors import BackendError
 from core.http import REQUEST_ERRORS
+from core.times import rfc3339_seconds
 from core.waiting import Seen, eventually
 from gates.backends.alertmanager import AmAlert
 from gates.backends.prometheus import AlertingRule, PrometheusClient
 from gates.backends.types import ActiveAlert, Notification
 from gates.checks import alert_reasons as why
-from gates.checks.common import GRACE_S, Judge, fmt_labels, labels_match, parse_ts
+from gates.checks.common import GRACE_S, Judge, fmt_labels, labels_match
 from gates.config import (
     AlertCheck,
     AlertNotSilencedCheck,
@@ -75,7 +76,7 @@ async def alert_check(check: AlertCheck, ctx: CheckContext, j: Judge) -> CheckRe
         firing_then = why.alert_key(alert.labels) in await firing_at_anchor()
         if since is None and not firing_then:
             return None
-        active_at = parse_ts(alert.active_at)
+        active_at = rfc3339_seconds(alert.active_at)
         already_active.update(alert=alert.describe(), active_at=alert.active_at,
                               firing_at_anchor=firing_then, active_after_s=None
                               if active_at is None else round(active_at - anchor, 3))
@@ -115,7 +116,7 @@ async def alert_check(check: AlertCheck, ctx: CheckContext, j: Judge) -> CheckRe
         evidence["link"] = f"{ctx.links['prometheus']}/alerts"
     if out.found is not None:
         alert = out.found
-        active_at = parse_ts(alert.active_at)
+        active_at = rfc3339_seconds(alert.active_at)
         latency = (out.observed_at or time.time()) - anchor
         evidence.update(matched=alert.describe(), active_at=alert.active_at,
                         active_after_s=None if active_at is None else round(active_at - anchor, 3))

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from core import redact
-from core.times import rfc3339_seconds
 from core.waiting import Outcome, Seen, eventually
 from gates.config import Check, NoAlertCheck
 from gates.context import CheckContext
@@ -124,5 +123,3 @@ def failed_request_ids(probe: ProbeResult) -> list[str]:
     ids = [s.request_id for s in probe.steps if not s.ok and s.request_id]
     return ids or probe.request_ids
 
-
-parse_ts = rfc3339_seconds  # RFC 3339 -> unix seconds (None if absent or bad)

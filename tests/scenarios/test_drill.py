@@ -18,11 +18,12 @@ from core.events import (
     PhaseStarted,
     ProbeFinished,
 )
+from core.times import rfc3339_seconds as parse_rfc3339
 from gates.backends.prometheus import PrometheusClient
 from gates.backends.sink import SinkClient
 from probes.model import ProbeResult
 from scenarios.drill import drill_summary, load_by_phase, render_drill
-from scenarios.watcher import AlertWatcher, parse_rfc3339
+from scenarios.watcher import AlertWatcher
 
 T0 = 1_700_000_000.0
 

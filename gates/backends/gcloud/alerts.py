@@ -24,7 +24,6 @@ RECEIVER = "gcloud"  # the receiver sink/hooks_gcloud.py writes
 LOOKBACK_S = 7 * 86400.0
 
 
-_ts = rfc3339_seconds  # RFC 3339 -> unix seconds (None if absent or bad)
 
 
 class GcloudAlerts:
@@ -65,10 +64,10 @@ class GcloudAlerts:
             if row.get("alertname") != alertname or \
                     any(str(have.get(k)) != v for k, v in labels.items()):
                 continue
-            started = _ts(row.get("starts_at"))
+            started = rfc3339_seconds(row.get("starts_at"))
             ended = None
             if row.get("status") == "resolved":  # closed: at ended_at, else when we heard
-                ended = _ts(row.get("ends_at")) or float(row.get("received_at") or 0)
+                ended = rfc3339_seconds(row.get("ends_at")) or float(row.get("received_at") or 0)
             if started is not None and started <= time.time() and \
                     (ended is None or ended >= since):
                 return True

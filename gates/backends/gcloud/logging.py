@@ -10,7 +10,6 @@ trace id out of ``trace``, the service from the payload or the monitored resourc
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import itertools
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +20,7 @@ import google.auth.credentials
 from google.auth.transport.requests import AuthorizedSession
 from google.cloud import logging as cloud_logging
 
+from core.times import rfc3339
 from gates.backends.gcloud.auth import GcloudAuth, call, endpoint
 from gates.backends.types import LogLine, level_rank, log_line_from
 
@@ -35,9 +35,6 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def rfc3339(ts: float) -> str:
-    """Unix seconds as the RFC 3339 UTC time a filter compares ``timestamp`` with."""
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class _TimedSession(AuthorizedSession):
