@@ -59,10 +59,19 @@ async () => {
   // (bounded: frames may be throttled), then fire the `visibilitychange` to hidden that a
   // closing tab or a navigation fires: web-vitals takes its pending records and reports
   // CLS and INP. Bindings called while a page unloads never arrive, hence this.
+  // web-vitals starts measuring CLS only at the first contentful paint, and a hide before
+  // it reports no CLS at all: on a busy machine a page can be loaded but not yet painted,
+  // so wait for that paint first (bounded: a page with no content never paints).
+  const painted = () => performance.getEntriesByName('first-contentful-paint').length > 0;
+  for (let waited = 0; !painted() && waited < 1500; waited += 50) {
+    await new Promise((done) => setTimeout(done, 50));
+  }
   await new Promise((done) => {
     requestAnimationFrame(() => requestAnimationFrame(done));
     setTimeout(done, 200);
   });
+  // the paint's PerformanceObserver callbacks (web-vitals' own) run in a task after it
+  await new Promise((done) => setTimeout(done, 0));
   if (typeof window.__readygateVitals !== 'function') return null;
   Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'});
   try {
@@ -153,7 +162,7 @@ async def watch(context: Any, page: Any, vitals: PageVitals) -> None:
                          cdp.send("Runtime.addBinding", {"name": BINDING}))
 
 
-async def finalise(page: Any, vitals: PageVitals, timeout_s: float = 2.0) -> None:
+async def finalise(page: Any, vitals: PageVitals, timeout_s: float = 5.0) -> None:
     """Have web-vitals report the page's final values; a page that cannot answer is skipped."""
     try:
         text = await asyncio.wait_for(page.evaluate(FINALISE_JS), timeout_s)
