@@ -169,7 +169,8 @@ class ScenarioRunner:
                 await self._phase("fault", scenario.fault_phase, also=experiment)
                 self._note_fault_effect()
                 await self._rollback("rollback")
-                await self._phase("recovery", scenario.recovery)
+                await self._phase("recovery", scenario.recovery,
+                                  also=self._until_recovered(probes))
             else:
                 self._skip_phase("fault", "no fault configured")
                 self._skip_phase("recovery", "no fault configured")
@@ -433,6 +434,29 @@ class ScenarioRunner:
         self.emit(FaultInjected(injected.started_at, injected.fault_id, injected.service,
                                 injected.kind, fault.model_dump(mode="json"), injected.expires_at))
         return True
+
+    def _until_recovered(self, probes: ProbeScheduler | None) -> asyncio.Task[None] | None:
+        """Keep the recovery phase open until the drill sees the system recovered.
+
+        The recovery checks may settle (the alert resolved, one journey healthy) before every
+        journey the fault touched has run again: a browser journey every few seconds would
+        leave the drill's ``time_to_recover_s`` unmeasured. Bounded by the phase's
+        ``max_duration_s``; a system that never recovers shows as not observed.
+        """
+        if probes is None or not self.faults:
+            return None
+        names = [j.name for j in self.journeys()]
+        alertname = self._alertname()
+
+        async def wait() -> None:
+            while True:
+                summary = drill_summary(self.timeline.events, alertname=alertname,
+                                        journeys=names)
+                if summary["time_to_recover_s"] is not None:
+                    return
+                await asyncio.sleep(0.25)
+
+        return asyncio.create_task(wait(), name="drill-recovered")
 
     def _note_fault_effect(self) -> None:
         """Name a fault nobody noticed: every probe during it succeeded (not the checks' fault)."""

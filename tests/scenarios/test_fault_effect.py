@@ -135,3 +135,36 @@ async def test_a_fault_without_effect_at_injection_is_recorded_and_inconclusive(
         assert check.status == "skipped"
         assert check.message == "skipped: the fault was not injected"
     assert answers(web.url)  # the launcher is dead, its child serves on
+
+
+async def test_the_recovery_phase_waits_for_every_journey_the_fault_broke(
+        tmp_path: Path, web: Launched, bystander: Path) -> None:
+    # `ping` recovers at once and settles the recovery check; `slow` (every 3 s) met the
+    # fault too, so the drill's recovery is measured only when it has succeeded again.
+    text = config_text(web.url, web.pidfile, tmp_path / "batch.pid",
+                       "{kind: process, service: web, action: stop, ttl_s: 30}")
+    text = text.replace("probes: {journeys: [ping], interval_s: 0.1}", """\
+  slow:
+    timeout_s: 1.0
+    interval_s: 3
+    retry: {attempts: 1}
+    steps: [{url: /}]
+probes: {journeys: [ping, slow], interval_s: 0.1}""")
+    text = text.replace("fault_phase: {max_duration_s: 5}",
+                        "fault_phase: {min_duration_s: 3.5, max_duration_s: 6}")
+    text = text.replace("recovery: {max_duration_s: 5}", "recovery: {max_duration_s: 10}")
+    text = text.replace("deadline_s: 2.5", "deadline_s: 5")  # a stopped web: 3 s timeouts
+    config = parse_config(text, str(tmp_path / "r.yaml"))
+    options = RunOptions(out_dir=tmp_path / "out", stdout=io.StringIO(), stderr=io.StringIO())
+    report = await run_gate(config, "g", options)
+    assert report.verdict == "ready", render_console(report)
+    fault = report.faults[0]
+    slow = [p for p in report.probes if p["journey"] == "slow"]
+    assert any(not p["success"] and fault["started_at"] <= p["started_at"] < fault["ended_at"]
+               for p in slow), slow
+    back = next(p for p in slow if p["success"] and p["started_at"] >= fault["ended_at"])
+    assert report.drill is not None
+    at = {m["name"]: m["at"] for m in report.drill["milestones"]}
+    assert at["probes_recovered"] == pytest.approx(back["started_at"] + back["duration_s"])
+    assert report.drill["time_to_recover_s"] == pytest.approx(
+        at["probes_recovered"] - fault["ended_at"], abs=1e-3)
