@@ -441,18 +441,22 @@ class ScenarioRunner:
         The recovery checks may settle (the alert resolved, one journey healthy) before every
         journey the fault touched has run again: a browser journey every few seconds would
         leave the drill's ``time_to_recover_s`` unmeasured. Bounded by the phase's
-        ``max_duration_s``; a system that never recovers shows as not observed.
+        ``max_duration_s``, and over as soon as a recovery check failed (the gate is not ready
+        and the drill shows recovery as not observed).
         """
         if probes is None or not self.faults:
             return None
         names = [j.name for j in self.journeys()]
         alertname = self._alertname()
+        recovery_checks = [i for i, _ in self._checks_of("recovery")]
 
         async def wait() -> None:
             while True:
                 summary = drill_summary(self.timeline.events, alertname=alertname,
                                         journeys=names)
-                if summary["time_to_recover_s"] is not None:
+                if summary["time_to_recover_s"] is not None or any(
+                        r.status == "fail" for i in recovery_checks
+                        for r in self.results.get(i, ())):
                     return
                 await asyncio.sleep(0.25)
 
