@@ -15,9 +15,9 @@ PHASE = "baseline"
 
 
 def _run(check: dict[str, object], *, window_s: float | None,
-         fail_after_s: float | None) -> tuple[CheckResult, float]:
-    """Judge ``check`` while a scheduler records a health run every 0.05 s; from
-    ``fail_after_s`` into the phase (if given) the runs fail."""
+         fail_after_s: float | None, fail_until_s: float = 0.0) -> tuple[CheckResult, float]:
+    """Judge ``check`` while a scheduler records a health run every 0.05 s; until
+    ``fail_until_s`` and from ``fail_after_s`` into the phase (if given) the runs fail."""
     async def go() -> tuple[CheckResult, float]:
         start = time.time()
         anchors = Anchors(phase_start={PHASE: start})
@@ -28,7 +28,8 @@ def _run(check: dict[str, object], *, window_s: float | None,
         async def scheduler() -> None:
             while True:
                 at = time.time()
-                ok = fail_after_s is None or at - start < fail_after_s
+                ok = (fail_after_s is None or at - start < fail_after_s) and \
+                    at - start >= fail_until_s
                 ctx.probe_results.append(make_probe("health", ok=ok, at=at))
                 await asyncio.sleep(0.05)
 
@@ -57,6 +58,14 @@ def test_a_journey_that_keeps_succeeding_passes_after_the_window() -> None:
     r, took = _run(PROBE, window_s=0.8, fail_after_s=None)
     assert r.status == "pass", r.message
     assert 0.6 <= took < 2.0  # it watched the window, and no longer
+    assert "held_until" in r.evidence
+
+
+def test_failures_before_the_streak_then_a_held_recovery_pass() -> None:
+    # the phase starts unhealthy (a service still warming up), then holds healthy
+    r, took = _run(PROBE, window_s=0.9, fail_after_s=None, fail_until_s=0.3)
+    assert r.status == "pass", r.message
+    assert 0.7 <= took < 2.0
     assert "held_until" in r.evidence
 
 
