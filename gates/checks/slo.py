@@ -38,17 +38,21 @@ def judge_window(check: SloCheck,
     failed = [r for r in runs if not r.success]
     if failed:
         evidence["first_failure"] = failed[0].error
-    problems = []
-    if ratio < check.min_success_ratio:
-        problems.append(f"success ratio {ratio:.2%} < {check.min_success_ratio:.2%} "
-                        f"({len(failed)} of {len(runs)} failed; first: {failed[0].error})")
-    if check.max_p95_ms is not None and latency_ms > check.max_p95_ms:
-        problems.append(f"p95 {latency_ms:.0f}ms > {check.max_p95_ms:g}ms")
-    summary = f"{check.jname}: {ratio:.2%} of {len(runs)} probes succeeded, p95 " \
-              f"{latency_ms:.0f}ms over {check.window_s:g}s"
-    if problems:
-        return "fail", f"{'; '.join(problems)} ({summary})", evidence
-    return "pass", summary, evidence
+    ratio_bad = ratio < check.min_success_ratio
+    p95_bad = check.max_p95_ms is not None and latency_ms > check.max_p95_ms
+    ratio_text = f"{ratio:.2%} of {len(runs)} probes succeeded"
+    p95_text = f"p95 {latency_ms:.0f}ms"
+    if ratio_bad or p95_bad:  # each figure once: the targets missed, then those met
+        problems = []
+        if ratio_bad:
+            problems.append(f"success ratio {ratio:.2%} < {check.min_success_ratio:.2%} "
+                            f"({len(failed)} of {len(runs)} failed; first: {failed[0].error})")
+        if p95_bad:
+            problems.append(f"p95 {latency_ms:.0f}ms > {check.max_p95_ms:g}ms")
+        held = [text for text, bad in ((ratio_text, ratio_bad), (p95_text, p95_bad)) if not bad]
+        return "fail", (f"{check.jname}: {'; '.join(problems)} over {check.window_s:g}s"
+                        + (f" ({', '.join(held)})" if held else "")), evidence
+    return "pass", f"{check.jname}: {ratio_text}, {p95_text} over {check.window_s:g}s", evidence
 
 
 async def slo_check(check: SloCheck, ctx: CheckContext, j: Judge) -> CheckResult:

@@ -50,6 +50,8 @@ def test_slo_fails_below_the_success_ratio_naming_the_first_failure() -> None:
     assert result.status == "fail"
     assert "success ratio 75.00% < 90.00% (1 of 4 failed; first: upload failed: 500)" \
         in result.message
+    assert result.message.count("75.00%") == 1, result.message  # each figure said once
+    assert result.message.endswith(" over 0.6s (p95 20ms)"), result.message
 
 
 def test_slo_fails_when_p95_is_over_its_target() -> None:
