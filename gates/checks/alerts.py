@@ -253,7 +253,8 @@ async def _runbook_problem(url: str, ctx: CheckContext) -> tuple[str | None, int
             async with httpx.AsyncClient() as client:
                 resp = await get(client)
     except REQUEST_ERRORS as exc:
-        return f"runbook_url {url} does not answer ({type(exc).__name__})", None
+        return (f"runbook_url {url} does not answer ({type(exc).__name__}; a wiki CI cannot "
+                "reach: set runbook_must_answer: false to check the rule alone)"), None
     except ValueError:
         return f"runbook_url {url!r} is not a URL", None
     if resp.status_code >= 400:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -196,3 +197,24 @@ def test_new_keys_and_their_defaults() -> None:
     assert rule.labels == {"severity": "critical"} and rule.severity == "critical"
     assert HygieneCheck(signal="hygiene", alert_labels={"X": {"severity": "page"}}).alert_labels
     assert [duration(s) for s in (0, 2, 90, 3600, 5400)] == ["0s", "2s", "1m30s", "1h", "1h30m"]
+
+
+def test_a_runbook_link_nobody_answers_fails_the_rule_and_names_the_way_out() -> None:
+    with socket.socket() as s:  # a free port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rule = {"name": "AMDown", "type": "alerting", "health": "ok", "query": "up == 0",
+            "labels": {"severity": "critical"},
+            "annotations": {"summary": "down", "runbook_url": f"http://127.0.0.1:{port}/x"}}
+
+    def prom(req: httpx.Request) -> httpx.Response:
+        return ok({"groups": [{"name": "g", "rules": [rule]}]})
+
+    check = {"signal": "alert_rule", "alertname": "AMDown", "deadline_s": 0.3}
+    r = run(check, Anchors(phase_start={"baseline": time.time()}), phase="baseline", prom=prom)
+    assert r.status == "fail", r.message
+    assert f"runbook_url http://127.0.0.1:{port}/x does not answer (ConnectError" in r.message
+    assert "runbook_must_answer: false" in r.message
+    r = run({**check, "runbook_must_answer": False},
+            Anchors(phase_start={"baseline": time.time()}), phase="baseline", prom=prom)
+    assert r.status == "pass", r.message
