@@ -39,9 +39,11 @@ def judge_with(check: dict[str, Any], *, phase: str = "fault",
     async def go() -> CheckResult:
         async with httpx.AsyncClient(trust_env=False) as http:
             now = time.time()
+            # the phase began before every given probe, however long the test took to get here
+            begun = min([now - 1.0] + [p.started_at - 0.5 for p in probes or []])
             ctx = CheckContext(
                 prometheus=None, sink=None,
-                anchors=anchors or Anchors(phase_start={phase: now - 1.0}, fault_start=now),
+                anchors=anchors or Anchors(phase_start={phase: begun}, fault_start=now),
                 probe_results=probes or [], poll_interval_s=0.05, http=http,
                 secrets=secrets or [], services=services or {},
                 **{name: build(http) for name, build in backends.items()})

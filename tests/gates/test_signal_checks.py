@@ -176,7 +176,7 @@ def test_trace_check_on_each_trace_store(kind: str) -> None:
         r = judge_with({"signal": "trace", "services": ["web"], "deadline_s": 0.4,
                         "spans": [{"name": "SELECT *"}]}, phase="baseline", probes=probes,
                        **traces)
-        assert r.status == "fail" and "no span matches span{name=SELECT *}" in r.message
+        assert r.status == "fail" and "no span matches span{name=SELECT *}" in r.message, r.message
         r = judge_with({"signal": "trace", "deadline_s": 0.3}, phase="baseline",
                        probes=[make_probe(trace_id="7" * 32)], **traces)
         assert r.status == "fail" and "no spans" in r.message
