@@ -62,17 +62,30 @@ def run_demo(tmp_path: Path, *args: str, timeout: float = 240) -> DemoRun:
     return DemoRun(proc.returncode, proc.stdout, proc.stderr, out)
 
 
-def assert_all_stopped(pids: list[int]) -> None:
-    alive = [pid for pid in pids if _alive(pid)]
+def assert_all_stopped(pids: list[int], *, born_before: float | None = None) -> None:
+    """None of ``pids`` runs. ``born_before``: when the PIDs were known to be ours; a process
+    started later holds a recycled PID (pid_max is 32768 here, and Chromium and three test
+    workers go through it in minutes), not one of ours."""
+    alive = [pid for pid in pids if _alive(pid, born_before)]
     assert not alive, f"processes still running: {alive}"
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, born_before: float | None = None) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return False
+    return born_before is None or _started_at(int(fields[19])) <= born_before
+
+
+def _started_at(ticks: int) -> float:
+    """A process's start time (field 22 of /proc/PID/stat, clock ticks since boot), epoch s."""
+    boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                if line.startswith("btime "))
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import _descendants
-from tests.e2e.conftest import ROOT, assert_all_stopped, demo_argv, fast_config
+from tests.e2e.conftest import ROOT, _alive, assert_all_stopped, demo_argv, fast_config
 
 pytestmark = pytest.mark.slow
 
@@ -73,6 +73,7 @@ def test_a_signal_in_any_phase_leaves_a_partial_report_and_nothing_running(
         wait_for(lines, PHASES[phase])
         children = _descendants(proc.pid)
         assert children, "the demo started no process?"
+        signalled = time.time()
         proc.send_signal(sig)
         proc.wait(timeout=60)
     finally:
@@ -90,7 +91,7 @@ def test_a_signal_in_any_phase_leaves_a_partial_report_and_nothing_running(
     else:
         assert report["faults"] == []
     pids = report.get("stack", {}).get("pids") or list(children)
-    assert_all_stopped(sorted(set(pids) | set(children)))
+    assert_all_stopped(sorted(set(pids) | set(children)), born_before=signalled + 1)
 
 
 @pytest.mark.parametrize("phase", ["baseline", "fault"])
@@ -101,6 +102,7 @@ def test_sigkill_leaves_no_child_and_takes_the_fault_with_the_proxy(phase: str,
         wait_for(lines, PHASES[phase])
         children = _descendants(proc.pid)
         assert any("chaos.proxy" in cmd for cmd in children.values()), children
+        killed = time.time()
         proc.kill()
         proc.wait(timeout=10)
     finally:
@@ -109,15 +111,8 @@ def test_sigkill_leaves_no_child_and_takes_the_fault_with_the_proxy(phase: str,
     deadline = time.monotonic() + 15
     alive = list(children)
     while alive and time.monotonic() < deadline:
-        alive = [pid for pid in children if _alive(pid)]
+        alive = [pid for pid in children if _alive(pid, killed + 1)]
         time.sleep(0.1)
     assert not alive, {pid: children[pid] for pid in alive}
     assert not (out / "report.json").exists()  # SIGKILL: nothing could be written
 
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
