@@ -85,14 +85,24 @@ def drill_summary(events: Sequence[Event], *, alertname: str | None,
         # the fault). A journey the fault never touched has nothing to recover from, and a
         # slow one (a browser journey every few seconds) would otherwise delay "recovered"
         # by its interval, or leave it unmeasured when the drill ends first.
+        # A journey already failing before the fault was not broken by it, and has nothing
+        # to recover from (its last run before the fault failed).
+        before: dict[str, bool] = {}
+        for e in events:
+            if isinstance(e, ProbeFinished) and start is not None \
+                    and e.result.started_at + e.result.duration_s < start:
+                before[e.result.journey] = e.result.success
+        healthy = [j for j in journeys if before.get(j, True)]
         met = [e.result for e in events if isinstance(e, ProbeFinished) and start is not None
                and e.result.started_at + e.result.duration_s >= start
                and e.result.started_at < end]
         broken = {r.journey for r in met if not r.success}
         exposed = {r.journey for r in met}
         firsts: list[float] = []
-        for journey in ([j for j in journeys if j in broken]
-                        or [j for j in journeys if j in exposed] or journeys):
+        if not healthy:
+            notes["probes_recovered"] = "every journey was failing before the fault"
+        for journey in ([j for j in healthy if j in broken]
+                        or [j for j in healthy if j in exposed] or healthy):
             ok = next((e for e in events if isinstance(e, ProbeFinished)
                        and e.result.journey == journey and e.result.success
                        and e.result.started_at >= end), None)

@@ -98,6 +98,31 @@ def test_a_latency_fault_recovers_by_the_journeys_that_ran_while_it_held() -> No
     assert notes["probes_recovered"] == "upload probes did not succeed again"
 
 
+def test_a_journey_failing_before_the_fault_has_nothing_to_recover_from() -> None:
+    """A journey broken all along (a defect, not the fault) must not hold the recovery
+    phase open nor leave the drill without a time to recover."""
+    events = [
+        PhaseStarted(T0 - 5, "baseline"),
+        probe("login", T0 - 2, False),
+        probe("upload", T0 - 1, True),
+        FaultInjected(T0, "f-1", "storage", "http_error", {}, T0 + 90),
+        probe("upload", T0 + 0.2, False),
+        probe("login", T0 + 0.3, False),
+        FaultRemoved(T0 + 3.5, "f-1", "storage", "rollback"),
+        probe("upload", T0 + 3.7, True),
+        probe("login", T0 + 3.8, False),
+    ]
+    drill = drill_summary(events, alertname=None, journeys=["login", "upload"])
+    assert drill["time_to_recover_s"] == pytest.approx(0.3)  # upload back at T0 + 3.8
+    # every journey was failing before the fault: recovery cannot be measured, and says why
+    drill = drill_summary([e for e in events if not isinstance(e, ProbeFinished)
+                           or e.result.journey == "login"], alertname=None,
+                          journeys=["login"])
+    assert drill["time_to_recover_s"] is None
+    notes = {m["name"]: m.get("note") for m in drill["milestones"]}
+    assert notes["probes_recovered"] == "every journey was failing before the fault"
+
+
 def test_a_missing_alert_is_not_observed_never_guessed() -> None:
     events = [e for e in incident() if not isinstance(e, AlertObserved | NotificationObserved)]
     drill = drill_summary(events, alertname="HighErrorRate", journeys=["upload"])
