@@ -45,7 +45,8 @@ def bystander(tmp_path: Path) -> Iterator[Path]:
         proc.wait(5)
 
 
-def config_text(url: str, pidfile: Path, batch: Path, fault: str) -> str:
+def config_text(url: str, pidfile: Path, batch: Path, fault: str,
+                probe_timeout_s: float = 1.0) -> str:
     return f"""
 target:
   name: local
@@ -55,7 +56,7 @@ target:
     batch: {{pidfile: "{batch}", command_contains: {LAUNCHER_MARK}}}
 journeys:
   ping:
-    timeout_s: 1.0
+    timeout_s: {probe_timeout_s}
     retry: {{attempts: 1}}
     steps: [{{url: /}}]
 probes: {{journeys: [ping], interval_s: 0.1}}
@@ -72,8 +73,9 @@ gates:
 """
 
 
-async def run(tmp_path: Path, web: Launched, fault: str) -> Report:
-    text = config_text(web.url, web.pidfile, tmp_path / "batch.pid", fault)
+async def run(tmp_path: Path, web: Launched, fault: str,
+              probe_timeout_s: float = 1.0) -> Report:
+    text = config_text(web.url, web.pidfile, tmp_path / "batch.pid", fault, probe_timeout_s)
     config = parse_config(text, str(tmp_path / "r.yaml"))
     options = RunOptions(out_dir=tmp_path / "out", stdout=io.StringIO(), stderr=io.StringIO())
     return await run_gate(config, "g", options)
@@ -85,8 +87,11 @@ def notes(report: Report) -> list[tuple[str, str]]:
 
 async def test_a_fault_nobody_noticed_is_named_next_to_the_failing_check(
         tmp_path: Path, web: Launched, bystander: Path) -> None:
+    # a roomy timeout: on a busy machine a 1 s probe of a healthy web can time out, and
+    # the fault would then seem to have had an effect
     report = await run(tmp_path, web,
-                       "{kind: process, service: batch, action: stop, ttl_s: 30}")
+                       "{kind: process, service: batch, action: stop, ttl_s: 30}",
+                       probe_timeout_s=5.0)
     health = next(c for c in report.checks if c.signal == "health")
     assert health.status == "fail"  # web never went down: the fault paused the wrong thing
     assert report.verdict == "not_ready"
