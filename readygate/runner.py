@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
+import re
 import signal
 import sys
 import time
@@ -288,6 +291,11 @@ async def run_demo(config: Config, options: RunOptions, *, gate: str | None = No
             "components": dict(urls.__dict__),
             "start_timings_s": {k: round(v, 3) for k, v in stack.timings.items()}}
         report = await run_gate(filled, gate, options, bus=bus, stack_info=info)
+        stores = {f"{urls.sink}/api/traces/": f"{urls.sink}/api/traces/"}
+        jaeger = stack.signal_backends().get("traces")
+        if jaeger is not None and jaeger.url:
+            stores[f"{jaeger.url}/trace/"] = f"{jaeger.url}/api/traces/"
+        await keep_traces(report, stores, options.out_dir)
     finally:
         interrupt.remove()
         stack.stop()
@@ -302,6 +310,43 @@ async def run_demo(config: Config, options: RunOptions, *, gate: str | None = No
         # a signal after the gate finished changes nothing: the report is complete
         report.reason = f"interrupted by {interrupt.signal_name}"
     return finish(report, options, config)
+
+
+_TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}")
+
+
+async def keep_traces(report: Report, stores: dict[str, str], out_dir: Path) -> None:
+    """Save the traces the evidence links to in the run's own trace stores, beside the report.
+
+    The stack's sink (and the real-backends demo's Jaeger) stop with the run, so a link into
+    them would be dead in the saved report. ``stores`` maps a link prefix (``.../trace/``) to
+    the store's JSON API prefix (``.../api/traces/``). Each linked trace is fetched while the
+    store still runs and written to ``traces/<trace id>.json`` with secrets scrubbed; the
+    evidence links there instead. A trace that cannot be fetched keeps its link.
+    """
+    wanted: dict[str, tuple[str, str]] = {}  # trace id -> (link, API URL)
+    for check in report.checks:
+        link = check.evidence.get("link")
+        for prefix, api in stores.items():
+            if isinstance(link, str) and link.startswith(prefix) \
+                    and _TRACE_ID.fullmatch(link[len(prefix):]):
+                wanted[link[len(prefix):]] = (link, api + link[len(prefix):])
+    saved: dict[str, str] = {}
+    if wanted:
+        async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
+            for trace_id, (link, url) in wanted.items():
+                try:
+                    resp = await client.get(url)
+                    resp.raise_for_status()
+                    body = resp.json()
+                except (httpx.HTTPError, ValueError):
+                    continue
+                write_text_artifact(out_dir / "traces", f"{trace_id}.json",
+                                    json.dumps(body, indent=1, sort_keys=True) + "\n")
+                saved[link] = f"traces/{trace_id}.json"
+    report.checks = [
+        dataclasses.replace(c, evidence={**c.evidence, "link": saved[c.evidence["link"]]})
+        if c.evidence.get("link") in saved else c for c in report.checks]
 
 
 def with_stack(config: Config, urls: Any, signal_backends: dict[str, Any] | None = None) -> Config:

@@ -132,6 +132,7 @@ async def run_on_stack(config: Config, gate: str, options: RunOptions) -> int:
         Interrupted,
         empty_report,
         finish,
+        keep_traces,
         remove_tree,
         run_gate,
         start_stack,
@@ -173,6 +174,8 @@ async def run_on_stack(config: Config, gate: str, options: RunOptions) -> int:
             "start_timings_s": {k: round(v, 3) for k, v in stack.timings.items()},
             "warnings": list(stack.warnings)}
         report = await run_gate(filled, gate, options, bus=bus, stack_info=info)
+        await keep_traces(report, {f"{urls.sink}/api/traces/": f"{urls.sink}/api/traces/"},
+                          options.out_dir)
     finally:
         interrupt.remove()
         try:

@@ -47,6 +47,8 @@ def check_links(check: CheckResult, links: dict[str, str], *, start: float | Non
     own = check.evidence.get("link")
     if isinstance(own, str) and own.startswith(("http://", "https://")):
         out.append(("evidence", own))
+    elif isinstance(own, str) and own.startswith("traces/"):  # saved beside the report
+        out.append(("trace (saved)", own))
     query = promql_of(check)
     if query:
         if links.get("prometheus"):

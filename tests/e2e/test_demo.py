@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -37,6 +38,13 @@ def test_demo_ends_ready_with_measured_latencies_and_stops_everything(tmp_path: 
     assert "STATUS" in run.stdout and "LATENCY" in run.stdout
     fault = report["faults"][0]
     assert fault["end_reason"] == "rollback" and fault["ended_at"] > fault["started_at"]
+    # the sink stops with the run: each trace the evidence names is saved beside the report
+    trace = next(c for c in report["checks"] if c["signal"] == "trace")
+    link = trace["evidence"]["link"]
+    assert link == f"traces/{trace['evidence']['trace_id']}.json"
+    spans = json.loads((run.out / link).read_text())["spans"]
+    assert {s["service"] for s in spans} >= {"web", "storage"}
+    assert f'href="{link}"' in (run.out / "report.html").read_text()
     assert_all_stopped(report["stack"]["pids"])
 
 
