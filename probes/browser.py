@@ -218,6 +218,10 @@ class BrowserRun:
                 await context.tracing.start(screenshots=True, snapshots=True)
                 page = await context.new_page()
                 await watch(context, page, self._vitals)
+                # The probe is "sent" when its first step starts: checks that follow it
+                # (`probe_sent`) must not charge the service for Chromium's start-up, which
+                # takes seconds on a busy machine.
+                started, t0 = time.time(), time.perf_counter()
                 error = await self._steps(page)
                 await finalise(page, self._vitals)
                 if error is not None:
