@@ -66,6 +66,9 @@ class CheckContext:
     secrets: list[str] = field(default_factory=list, repr=False)  # the journey's secrets
     # raw /metrics scrapes with backends.scrape's TLS/auth (default: http)
     scrape_http: httpx.AsyncClient | None = None
+    # health endpoint URL -> its status just before the fault (None: no answer), looked at
+    # by the runner before it injects (gates.checks.probe.look_before_fault)
+    health_before_fault: dict[str, int | None] = field(default_factory=dict)
     # clients built for backends with HTTP options of their own; closed by aclose()
     backend_clients: list[httpx.AsyncClient] = field(default_factory=list, repr=False)
 

@@ -46,7 +46,8 @@ from core.events import (
     Timeline,
 )
 from gates.checks import MULTI_RUNNERS, judge_all
-from gates.config import Check
+from gates.checks.probe import look_before_fault
+from gates.config import Check, HealthCheck
 from gates.context import Anchors, CheckContext
 from gates.pytest_suites import run_suites
 from probes.journeys import Journey, resolve
@@ -160,6 +161,9 @@ class ScenarioRunner:
             self._start_watcher()
             await self._start_load()
             await self._phase("baseline", scenario.baseline)
+            if scenario.fault is not None:
+                await look_before_fault([c for _, c in self._checks_of("fault")
+                                         if isinstance(c, HealthCheck)], self.env.context)
             if scenario.fault is not None and not await self._inject(scenario.fault):
                 # not injected (or no effect): a fault phase would judge a healthy system
                 self._skip_phase("fault", "the fault was not injected")

@@ -72,6 +72,32 @@ async def _first_failure(check: ProbeCheck, ctx: CheckContext, since: float,
         await asyncio.sleep(min(0.1, max(until - time.time(), 0.0)))
 
 
+def _health_urls(check: HealthCheck, ctx: CheckContext) -> list[str] | None:
+    base = ctx.services.get(check.service) if check.service else ctx.probe_base_url
+    return None if base is None else [base.rstrip("/") + path for path in check.paths]
+
+
+async def _status(client: Any, url: str) -> tuple[int | None, str]:
+    """The endpoint's status and the start of its body; ``None`` and why for no answer."""
+    try:
+        resp = await client.get(url, timeout=HEALTH_TIMEOUT_S)
+    except REQUEST_ERRORS as exc:
+        return None, type(exc).__name__
+    return resp.status_code, resp.text[:80].strip()
+
+
+async def look_before_fault(checks: list[HealthCheck], ctx: CheckContext) -> None:
+    """Record, just before the fault, how the endpoints of ``expect: down`` health checks
+    anchored on it answer: one already down then proves nothing about the fault."""
+    urls = sorted({url for check in checks if check.expect == "down"
+                   and check.anchor == "fault_start" for url in _health_urls(check, ctx) or []})
+    if not urls or ctx.http is None:
+        return
+    answers = await asyncio.gather(*(_status(ctx.http, url) for url in urls))
+    for url, (status, _) in zip(urls, answers, strict=True):
+        ctx.health_before_fault[url] = status
+
+
 async def health_check(check: HealthCheck, ctx: CheckContext, j: Judge) -> CheckResult:
     """Every health path of the service answers 5xx (``down``) or 2xx (``up``) in time.
 
@@ -94,14 +120,23 @@ async def health_check(check: HealthCheck, ctx: CheckContext, j: Judge) -> Check
     def as_expected(status: int) -> bool:
         return status >= 500 if check.expect == "down" else 200 <= status < 300
 
+    if check.expect == "down" and check.anchor == "fault_start":
+        before = [(path, ctx.health_before_fault[base.rstrip("/") + path])
+                  for path in check.paths if base.rstrip("/") + path in ctx.health_before_fault]
+        down = [(path, status) for path, status in before if status is None or status >= 500]
+        if down:
+            shown = ", ".join(f"{path} {status if status is not None else 'no answer'}"
+                              for path, status in down)
+            return j.result("fail", f"{check.sname} was already down before fault_start "
+                            f"({shown}): a health endpoint down before the fault proves "
+                            "nothing about it", evidence={
+                                "service": check.service, "paths": check.paths,
+                                "expect": check.expect, "before_fault": dict(before)})
+
     async def status_of(path: str) -> tuple[str, int | None, str]:
-        url = base.rstrip("/") + path
-        try:
-            resp = await client.get(url, timeout=HEALTH_TIMEOUT_S)
-        except REQUEST_ERRORS as exc:
-            # No answer at all is "down" too (a dead process), but never "up".
-            return path, None, type(exc).__name__
-        return path, resp.status_code, resp.text[:80].strip()
+        # No answer at all is "down" too (a dead process), but never "up".
+        status, body = await _status(client, base.rstrip("/") + path)
+        return path, status, body
 
     async def observe() -> Seen[dict[str, int | None]]:
         answers = await asyncio.gather(*(status_of(p) for p in check.paths))
