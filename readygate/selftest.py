@@ -28,13 +28,16 @@ from readygate.config import Config
 HEALTHY = "healthy"
 
 FAST: dict[str, float] = {"baseline": 3, "alert": 8, "resolved": 15, "other": 6,
-                          "browser": 15, "phase": 30}
+                          "browser": 15, "phase": 45}
 """Shortened timings (seconds) for ``--fast``. Observed on the demo: alert 2-3 s, resolved
 notification about 8 s after the fault ends (a 10 s rate window must empty first), every
 other signal under 2 s; but a check following a browser journey counts from the run's
 start, which launches Chromium (3-7 s with three demo stacks on two cores, over 20 s when
-other test workers share the cores too). ``phase`` bounds each phase: a phase ends as soon
-as its checks settle, so the bound costs a healthy run nothing."""
+other test workers share the cores too; the run's start is now its first step, once
+Chromium is up, but a busy Chromium still takes seconds to load the page and click).
+``phase`` bounds each phase: a phase ends as soon as its checks settle, so the bound costs a
+healthy run nothing (30 s was too short for a browser-following check in a rehearsal of CI
+with three test workers and two demo stacks on two cores)."""
 
 
 def _without_rule(alertname: str) -> Callable[[str], str]:
