@@ -160,8 +160,6 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-
-
 def _dd_trace_id(trace_id: str) -> str | None:
     """The decimal form Datadog tracers log as ``dd.trace_id`` (the low 64 bits)."""
     hexa = trace_id.lower()
@@ -296,8 +294,6 @@ def _pairs(text: str, sep: str = ",") -> dict[str, str]:
         if colon and key:
             out[key] = value
     return out
-
-
 
 
 def _seconds(value: Any) -> float | None:

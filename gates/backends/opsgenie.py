@@ -30,8 +30,6 @@ def _mentions(text: str, alertname: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(alertname)}(?![\w-])", text) is not None
 
 
-
-
 def _closed_at(alert: dict[str, Any], created: float) -> float | None:
     """When a closed alert was closed: ``report.closeTime`` is milliseconds after creation;
     ``updatedAt`` (any later change, a note too) when the report has none."""

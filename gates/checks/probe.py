@@ -107,8 +107,8 @@ async def health_check(check: HealthCheck, ctx: CheckContext, j: Judge) -> Check
     anchor = j.anchor_time()
     if anchor is None:
         return j.result("skipped", f"anchor {check.anchor} did not happen")
-    base = ctx.services.get(check.service) if check.service else ctx.probe_base_url
-    if base is None:
+    found = _health_urls(check, ctx)
+    if found is None:
         where = f"service {check.service!r} is not in target.services" if check.service \
             else "no service named: set the check's service or probes.service"
         return j.result("error", where)
@@ -120,9 +120,10 @@ async def health_check(check: HealthCheck, ctx: CheckContext, j: Judge) -> Check
     def as_expected(status: int) -> bool:
         return status >= 500 if check.expect == "down" else 200 <= status < 300
 
+    urls = dict(zip(check.paths, found, strict=True))
     if check.expect == "down" and check.anchor == "fault_start":
-        before = [(path, ctx.health_before_fault[base.rstrip("/") + path])
-                  for path in check.paths if base.rstrip("/") + path in ctx.health_before_fault]
+        before = [(path, ctx.health_before_fault[url]) for path, url in urls.items()
+                  if url in ctx.health_before_fault]
         down = [(path, status) for path, status in before if status is None or status >= 500]
         if down:
             shown = ", ".join(f"{path} {status if status is not None else 'no answer'}"
@@ -135,7 +136,7 @@ async def health_check(check: HealthCheck, ctx: CheckContext, j: Judge) -> Check
 
     async def status_of(path: str) -> tuple[str, int | None, str]:
         # No answer at all is "down" too (a dead process), but never "up".
-        status, body = await _status(client, base.rstrip("/") + path)
+        status, body = await _status(client, urls[path])
         return path, status, body
 
     async def observe() -> Seen[dict[str, int | None]]:

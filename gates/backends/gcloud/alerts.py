@@ -24,8 +24,6 @@ RECEIVER = "gcloud"  # the receiver sink/hooks_gcloud.py writes
 LOOKBACK_S = 7 * 86400.0
 
 
-
-
 class GcloudAlerts:
     """Cloud Monitoring incidents as their webhook notifications recorded them."""
 

@@ -35,8 +35,6 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-
-
 class _TimedSession(AuthorizedSession):
     """An authorized session whose requests never wait longer than ``timeout_s`` (the
     library asks for 60 s)."""
