@@ -293,7 +293,7 @@ async def run_demo(config: Config, options: RunOptions, *, gate: str | None = No
         report = await run_gate(filled, gate, options, bus=bus, stack_info=info)
         stores = {f"{urls.sink}/api/traces/": f"{urls.sink}/api/traces/"}
         jaeger = stack.signal_backends().get("traces")
-        if jaeger is not None and jaeger.url:
+        if jaeger is not None and jaeger.kind == "jaeger" and jaeger.url:
             stores[f"{jaeger.url}/trace/"] = f"{jaeger.url}/api/traces/"
         await keep_traces(report, stores, options.out_dir)
     finally:
