@@ -105,7 +105,9 @@ class LoadRunner:
         self.final: dict[str, Any] | None = None
         self.last: dict[str, Any] | None = None
         self.started_at: float | None = None
+        self.running_at: float | None = None  # first stats line with every user running
         self.stopped_at: float | None = None
+        self._running: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._readers: list[threading.Thread] = []
 
@@ -169,6 +171,7 @@ class LoadRunner:
         """Start the Locust process(es); stats arrive as events from here on."""
         self.check()
         self._loop = asyncio.get_running_loop()
+        self._running = asyncio.Event()
         self.workdir.mkdir(parents=True, exist_ok=True)
         env = self.child_env()
         if self.skipped and not self.load.locustfile:
@@ -213,8 +216,34 @@ class LoadRunner:
                 at = float(data.get("at") or time.time())
                 if self._loop is not None and not self._loop.is_closed():
                     self._loop.call_soon_threadsafe(self.emit, LoadStats(at, data, final))
+                    if not final and self.running_at is None and self._is_running(data):
+                        self.running_at = at
+                        self._loop.call_soon_threadsafe(self._now_running, data)
         except (ValueError, OSError):  # stdout closed by stop(): the reader is done
             return
+
+    def _is_running(self, data: dict[str, Any]) -> bool:
+        """Every user spawned, and requests made: the load the scenario asked for is on."""
+        return int(data.get("active_users") or 0) >= self.load.users and \
+            int(data.get("requests") or 0) > 0
+
+    def _now_running(self, data: dict[str, Any]) -> None:
+        assert self._running is not None and self.started_at is not None
+        self._running.set()
+        self.emit(Note(time.time(), f"load running: {data.get('active_users')} users, "
+                       f"{float(data.get('rps') or 0):.1f} rps, "
+                       f"{(self.running_at or time.time()) - self.started_at:.1f}s after start"))
+
+    async def wait_running(self) -> None:
+        """Return once every user runs and requests go out, or once Locust has exited."""
+        assert self._running is not None, "start() first"
+        while not self._running.is_set():
+            if self.procs and not self.procs[0].alive():
+                return
+            try:
+                await asyncio.wait_for(self._running.wait(), timeout=0.25)
+            except TimeoutError:
+                continue
 
     def pids(self) -> list[int]:
         """PIDs of every Locust process started (for leak checks)."""
@@ -256,7 +285,8 @@ class LoadRunner:
         return {"users": self.load.users, "workers": self.load.workers,
                 "external_workers": self.load.external_workers,
                 "host": display_url(self.host), **source,
-                "started_at": self.started_at, "stopped_at": self.stopped_at,
+                "started_at": self.started_at, "running_at": self.running_at,
+                "stopped_at": self.stopped_at,
                 "pids": self.pids(), **{k: v for k, v in final.items() if k != "at"}}
 
 

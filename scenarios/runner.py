@@ -160,7 +160,8 @@ class ScenarioRunner:
         try:
             self._start_watcher()
             await self._start_load()
-            await self._phase("baseline", scenario.baseline)
+            await self._phase("baseline", scenario.baseline, also=self._until_load_runs())
+            self._note_load_not_running()
             if scenario.fault is not None:
                 await look_before_fault([c for _, c in self._checks_of("fault")
                                          if isinstance(c, HealthCheck)], self.env.context)
@@ -438,6 +439,25 @@ class ScenarioRunner:
         self.emit(FaultInjected(injected.started_at, injected.fault_id, injected.service,
                                 injected.kind, fault.model_dump(mode="json"), injected.expires_at))
         return True
+
+    def _until_load_runs(self) -> asyncio.Task[None] | None:
+        """Keep the baseline open until the load runs: a fault is injected under load.
+
+        Locust takes seconds to import and spawn its users (more on a busy machine); a
+        baseline that settles first would inject the fault before any load, and the drill
+        would measure an idle system. Bounded by the baseline's ``max_duration_s``.
+        """
+        if self.load is None:
+            return None
+        return asyncio.create_task(self.load.wait_running(), name="load-running")
+
+    def _note_load_not_running(self) -> None:
+        if self.load is None or self.load.running_at is not None:
+            return
+        why = "Locust exited" if self.load.procs and not self.load.procs[0].alive() else \
+            f"not every one of its {self.load.load.users} users was running"
+        self.emit(Note(time.time(), f"the load was not running when the baseline ended ({why}):"
+                       " what follows is not measured under the load asked for", "warning"))
 
     def _until_recovered(self, probes: ProbeScheduler | None) -> asyncio.Task[None] | None:
         """Keep the recovery phase open until the drill sees the system recovered.

@@ -407,10 +407,59 @@ async def test_a_users_own_locustfile_runs_and_its_stats_reach_the_timeline(
     summary = await run_load(runner, events, lambda: sum(
         1 for e in load_stats(events) if int(e.stats.get("requests") or 0) > 0) >= 2)
     assert_all_stopped(runner.pids())
+    # running once both users run and requests went out (the baseline waits for it)
+    assert summary["started_at"] < summary["running_at"] < summary["stopped_at"]
+    assert any(isinstance(e, Note) and e.message.startswith("load running: 2 users")
+               for e in events)
     assert target.hits["/custom"] > 0
     assert summary["by_request"]["custom page"]["requests"] > 0
     assert summary["locustfile"] == str(locustfile) and "journeys" not in summary
     assert load_stats(events)[-1].final
+
+
+IDLE_LOCUSTFILE = """\
+from locust import User, constant, task
+
+
+class Idle(User):
+    wait_time = constant(0.1)
+
+    @task
+    def nothing(self):
+        pass
+"""
+
+
+@pytest.mark.slow
+async def test_a_load_that_never_runs_is_not_waited_for_forever(target: Target,
+                                                                tmp_path: Path) -> None:
+    """Users that make no request never count as running; a Locust that exits ends the
+    wait at once (the baseline then goes on with a warning, not a hang)."""
+    idle = tmp_path / "idle.py"
+    idle.write_text(IDLE_LOCUSTFILE)
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise SystemExit('no such locustfile setup')\n")
+    events: list[Event] = []
+    runner = LoadRunner(Load(users=2, spawn_rate=10, locustfile=str(idle),
+                             stats_interval_s=0.5),
+                        target.url, [], workdir=tmp_path / "idle", emit=events.append)
+    await runner.start()
+    try:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(runner.wait_running(), timeout=4)
+        assert any(int(e.stats.get("active_users") or 0) == 2 for e in load_stats(events))
+    finally:
+        summary = await runner.stop()
+    assert summary["running_at"] is None
+    runner = LoadRunner(Load(users=2, locustfile=str(broken)), target.url, [],
+                        workdir=tmp_path / "broken", emit=events.append)
+    await runner.start()
+    try:
+        await asyncio.wait_for(runner.wait_running(), timeout=30)
+        assert runner.running_at is None and not runner.procs[0].alive()
+    finally:
+        await runner.stop()
+    assert_all_stopped(runner.pids())
 
 
 # -- without Locust ------------------------------------------------------------------------

@@ -165,3 +165,27 @@ def test_after_sigkill_the_fault_expires_by_its_ttl(proxy: ManagedProcess,
     assert ended["ended_at"] == pytest.approx(ended["started_at"] + ttl, abs=0.01)
     # and the data plane forwards again
     assert httpx.get(proxy.url + "/health/live", timeout=5).status_code == 200
+
+
+def test_the_fault_goes_in_only_once_the_load_runs(proxy: ManagedProcess,
+                                                   tmp_path: Path) -> None:
+    """A baseline that settles in 0.5 s still waits for Locust's users: the fault phase is
+    judged under the load asked for (Locust takes seconds to start on a busy machine)."""
+    assert proxy.url is not None
+    cfg, scen = write_drill(tmp_path, proxy.url, ttl_s=30, load=True)
+    data = yaml.safe_load(scen.read_text())
+    data["scenario"]["fault_phase"] = {"max_duration_s": 2}
+    data["scenario"]["recovery"] = {"max_duration_s": 1}
+    scen.write_text(yaml.safe_dump(data))
+    argv = [sys.executable, "-m", "readygate", "drill", str(scen), "--config", str(cfg),
+            "--out", str(tmp_path / "out"), "--no-notify"]
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "CI": "true"})
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    running_at, fault_at = report["load"]["running_at"], report["faults"][0]["started_at"]
+    assert running_at is not None and report["load"]["started_at"] < running_at < fault_at
+    assert report["drill"]["load_by_phase"]["fault"]["samples"] >= 1
+    notes = [t["message"] for t in report["timeline"] if t["type"] == "Note"]
+    assert any(n.startswith("load running: 2 users") for n in notes), notes
+    assert_all_stopped(report["load"]["pids"])
