@@ -10,7 +10,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -61,14 +60,6 @@ async def start_ready(name: str, argv: Sequence[str], log_dir: Path,
         proc.stop()
         raise
     return proc
-
-
-def free_port() -> int:
-    """A port that was free a moment ago (only for programs that cannot report their own)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def cpu_seconds(pid: int) -> float:

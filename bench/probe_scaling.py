@@ -31,10 +31,10 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import cpu_seconds, free_port, machine, python, start_ready
+from bench.common import cpu_seconds, machine, python, start_ready
 from bench.loadgen import run_load
 from bench.probe_throughput import BLACKBOX, BLACKBOX_CONFIG
-from core.procs import ManagedProcess
+from core.procs import ManagedProcess, free_port
 
 SUCCESS = b"\nprobe_success 1\n"
 WRK_SCRIPT = r"""

@@ -74,7 +74,7 @@ async def start_blackbox(core: int, tmp: Path) -> Exporter:
                          f"(or apt-get install -y {BLACKBOX}) and try again")
     config = tmp / "blackbox.yml"
     config.write_text(BLACKBOX_CONFIG)
-    from bench.common import free_port
+    from core.procs import free_port
 
     last = ""
     for attempt in range(2):

@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +26,42 @@ from core.errors import StackError
 from core.serve import READY_PREFIX
 
 _PR_SET_PDEATHSIG = 1
+_EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_PICK_SPAN = 16384
+
+
+def _ephemeral_low() -> int:
+    """The lowest port of the kernel's ephemeral range (32768 unless configured)."""
+    try:
+        return int(_EPHEMERAL.read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port on ``host`` that was free a moment ago, for a program that cannot bind port 0
+    and say which port it got (Prometheus, Alertmanager, the Go peers, a fixed sink port).
+
+    Picked at random *below* the kernel's ephemeral range: ``bind(0)`` and every outgoing
+    connection of every process draw from that range, so a port taken from it can be taken
+    again by anyone's next connection before the program binds it ("address already in use"
+    in CI). Below it, only another such pick can collide. Falls back to ``bind(0)``.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    top = _ephemeral_low()
+    bottom = max(1024, top - _PICK_SPAN)
+    for _ in range(64 if top > bottom else 0):
+        port = random.randrange(bottom, top)
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        found: int = sock.getsockname()[1]
+        return found
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

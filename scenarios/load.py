@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 import threading
 import time
@@ -30,7 +29,7 @@ from pydantic_core import to_jsonable_python
 from core.errors import ConfigError, StackError
 from core.events import Event, LoadStats, Note
 from core.http import display_url
-from core.procs import ManagedProcess
+from core.procs import ManagedProcess, free_port
 from probes.journeys import Journey
 from scenarios.config import Load
 
@@ -42,13 +41,6 @@ SPEC_ENV = "READYGATE_LOAD_SPEC"
 MAX_SPEC_BYTES = 120_000
 _WORKER_WAIT_S = 30
 _STOP_TIMEOUT_S = 15.0
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def parse_stats_line(line: str) -> dict[str, Any] | None:
@@ -153,7 +145,7 @@ class LoadRunner:
         total_workers = self.load.workers + self.load.external_workers
         if total_workers == 0:
             return [("locust", base + run)]
-        port = master_port or _free_port(self.load.master_bind_host)
+        port = master_port or free_port(self.load.master_bind_host)
         master = base + run + ["--master", "--master-bind-host", self.load.master_bind_host,
                                "--master-bind-port", str(port),
                                "--expect-workers", str(total_workers),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -364,7 +365,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--grpc-port", type=int, default=0)
     args = parser.parse_args(argv)
     grpc = None if args.grpc_host is None else (args.grpc_host, args.grpc_port)
-    serve(args.db, host=args.host, port=args.port, grpc_listen=grpc)
+    try:
+        serve(args.db, host=args.host, port=args.port, grpc_listen=grpc)
+    except OSError as exc:  # a fixed port (stack.sink.listen) somebody else holds
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        sys.stderr.write(f"sink: cannot listen on {args.host}:{args.port} "
+                         f"(--port): {exc.strerror}\n")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

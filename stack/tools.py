@@ -8,13 +8,13 @@ import json
 import os
 import re
 import shutil
-import socket
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from core.errors import ConfigError, EnvironmentProblem
+from core.procs import free_port as free_port  # stack.base looks it up here (tests swap it)
 
 # (binary, Debian package) for every external tool a stack runs.
 BINARIES: dict[str, str] = {
@@ -30,14 +30,6 @@ def duration(seconds: float) -> str:
     if seconds == int(seconds):
         return f"{int(seconds)}s"
     return f"{round(seconds * 1000)}ms"
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago (for binaries that cannot bind port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def require_binary(name: str) -> str:

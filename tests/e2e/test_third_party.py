@@ -44,7 +44,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -55,6 +54,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from core.procs import free_port
 
 HERE = Path(__file__).resolve().parent / "third_party"
 REQUIREMENTS = HERE / "requirements.txt"
@@ -127,13 +128,6 @@ def jupyter_venv() -> Path:
                                      encoding="utf-8")
         print(f"\nbuilt {venv} in {time.monotonic() - started:.1f}s")
         return venv
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
