@@ -70,6 +70,9 @@ WEB_URL_PLACEHOLDER = "http://web.readygate.invalid"
 
 # After a reconfigure: the previous run's alerts resolve within a rate window or two.
 QUIET_TIMEOUT_S = 60.0
+# Prometheus answers /-/reload once the rules are loaded: seconds on a busy machine (a 5 s
+# read timeout ended a selftest variant in a CI rehearsal).
+RELOAD_TIMEOUT_S = 30.0
 
 _DEMO_JOBS = ("web", "storage")
 
@@ -221,7 +224,7 @@ class DemoStack(StackBase[StackUrls]):
         # (Prometheus sends them valid for 4 evaluations, --rules.alert.resend-delay=1s).
         self.rules_path.write_text("groups: []\n", encoding="utf-8")
         async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
-            resp = await client.post(urls.prometheus + "/-/reload")
+            resp = await client.post(urls.prometheus + "/-/reload", timeout=RELOAD_TIMEOUT_S)
             if resp.status_code != 200:
                 raise StackError(f"prometheus rejected the reload: {resp.text.strip()[:200]}")
         self.rules_path.write_text(
@@ -260,7 +263,7 @@ class DemoStack(StackBase[StackUrls]):
                     await client.get(urls.web + path)
             for name, url in (("prometheus", urls.prometheus), ("alertmanager",
                                                                 urls.alertmanager)):
-                resp = await client.post(url + "/-/reload")
+                resp = await client.post(url + "/-/reload", timeout=RELOAD_TIMEOUT_S)
                 if resp.status_code != 200:
                     raise StackError(f"{name} rejected the reload: {resp.text.strip()[:200]}")
             # Scrapes from before the restart still show the old process as "up": wait for

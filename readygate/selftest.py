@@ -324,8 +324,9 @@ async def _worker(config: Config, gate: str, out_dir: Path, variants: list[Varia
                 silence = await _silence(urls.alertmanager, variant.silence) \
                     if variant.silence else None
             except Exception as exc:  # the table says so; the other variants still run
-                outcomes[index] = Outcome(variant, "error", problem=f"reconfigure: {exc}")
-                progress(f"{label}: {exc}")
+                why = f"{type(exc).__name__}: {exc}".rstrip(": ")  # a timeout's str is empty
+                outcomes[index] = Outcome(variant, "error", problem=f"reconfigure: {why}")
+                progress(f"{label}: reconfigure: {why}")
                 continue
             run_config = filled
             if variant.password:
