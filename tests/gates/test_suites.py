@@ -151,8 +151,10 @@ def test_a_hanging_suite_is_killed_at_its_timeout(tmp_path: Path) -> None:
 
 
 def _pytest(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    # without this project's own test plugins (hypothesis alone imports for 1.2 s)
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs",
-                           *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                           "-p", "no:hypothesispytest", "-p", "no:locust", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env={k: v for k, v in (env or os.environ).items()
                                if k not in ("READYGATE_RUN", "READYGATE_CONFIG")})
 

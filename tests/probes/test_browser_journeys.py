@@ -99,9 +99,10 @@ def test_probe_run_of_browser_journeys_leaves_no_secret_in_any_output(
     assert url is not None
     wrong = "An0ther-wrong-pw-for-the-scan"
     journeys_file = tmp_path / "j.yaml"
+    # the wrong password fails at expect_url, after the journey's timeout: 3 s, not 10
     journeys_file.write_text(EXAMPLE.read_text().replace(
         "browser_journeys:", f"browser:\n  artifacts_dir: {tmp_path / 'art'}\n"
-                             "browser_journeys:"))
+                             "browser_journeys:").replace("timeout_s: 10", "timeout_s: 3"))
     config = tmp_path / "c.yaml"
     config.write_text(f"version: 1\ntarget: {{services: {{web: '{url}'}}}}\n")
     outputs = []
