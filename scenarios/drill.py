@@ -172,7 +172,11 @@ def load_by_phase(events: Sequence[Event]) -> dict[str, dict[str, Any]]:
 def render_drill(drill: dict[str, Any], *, scenario: str = "") -> str:
     """The drill timeline for a terminal: one milestone a line, then the measured times."""
     lines = [f"drill {scenario}: alert {drill.get('alertname') or '?'}".rstrip()]
-    for m in drill["milestones"]:
+    # in the order they happened (report.json keeps the fixed order); those that did not
+    # happen last, with why
+    happened = sorted((m for m in drill["milestones"] if m["at"] is not None),
+                      key=lambda m: m["at"])
+    for m in happened + [m for m in drill["milestones"] if m["at"] is None]:
         offset = m["after_fault_s"]
         shown = f"{offset:+8.2f}s" if offset is not None else "       —"
         lines.append(f"  {shown}  {m['name'].replace('_', ' ')}"

@@ -232,3 +232,18 @@ async def test_the_watcher_emits_state_changes_at_source_times() -> None:
     assert firing.at == T0 + 3.0             # activeAt + for
     assert note.at == T0 + 3.5               # arrival at the sink
     assert "prometheus" in watcher.errors
+
+
+def test_the_printout_lists_milestones_as_they_happened_then_the_missing_ones() -> None:
+    # the resolved notification may come before Prometheus reports the alert resolved, and
+    # the probes recover long before either: the printout follows the clock
+    events = [e for e in incident() if not (isinstance(e, ProbeFinished) and
+                                            not e.result.success)]
+    drill = drill_summary(events, alertname="SlowRequests", journeys=["upload"])
+    lines = render_drill(drill).splitlines()[1:]
+    shown = [line for line in lines if line.strip().startswith(("+", "-", "—"))]
+    offsets = [float(line.split()[0].rstrip("s")) for line in shown if "—" not in line]
+    assert offsets == sorted(offsets) and len(offsets) >= 5
+    assert "first failed probe" in shown[-1] and "—" in shown[-1]
+    assert [m["name"] for m in drill["milestones"]][:2] == ["fault_injected",
+                                                            "first_failed_probe"]
