@@ -334,8 +334,10 @@ class ScenarioRunner:
                     await asyncio.gather(*pending, return_exceptions=True)
                     for task in pending & set(tasks):
                         i, c = tasks[task]
+                        key = "fault_phase" if name == "fault" else name
                         self._unsettled(i, c, name, f"not settled when the {name} phase reached "
-                                        f"its max duration ({phase.max_duration_s:g}s)", "fail")
+                                        f"its max duration ({phase.max_duration_s:g}s, "
+                                        f"scenario.{key}.max_duration_s)", "fail")
             rest = start + phase.min_duration_s - time.time()
             if rest > 0:  # the observation window of a healthy phase, not a wait for a fault
                 await asyncio.sleep(rest)

@@ -173,3 +173,18 @@ probes: {journeys: [ping, slow], interval_s: 0.1}""")
     assert at["probes_recovered"] == pytest.approx(back["started_at"] + back["duration_s"])
     assert report.drill["time_to_recover_s"] == pytest.approx(
         at["probes_recovered"] - fault["ended_at"], abs=1e-3)
+
+
+async def test_a_check_cut_short_by_its_phase_names_the_bound_to_raise(
+        tmp_path: Path, web: Launched, bystander: Path) -> None:
+    text = config_text(web.url, web.pidfile, tmp_path / "batch.pid",
+                       "{kind: process, service: batch, action: stop, ttl_s: 30}")
+    text = text.replace("fault_phase: {max_duration_s: 5}", "fault_phase: {max_duration_s: 1}")
+    text = text.replace("deadline_s: 2.5", "deadline_s: 20")  # web never goes down
+    config = parse_config(text, str(tmp_path / "r.yaml"))
+    options = RunOptions(out_dir=tmp_path / "out", stdout=io.StringIO(), stderr=io.StringIO())
+    report = await run_gate(config, "g", options)
+    health = next(c for c in report.checks if c.signal == "health")
+    assert health.status == "fail" and report.verdict == "not_ready"
+    assert health.message == ("not settled when the fault phase reached its max duration "
+                              "(1s, scenario.fault_phase.max_duration_s)")
