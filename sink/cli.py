@@ -57,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retention-s", default=DEFAULT_RETENTION, metavar="SECONDS",
                         help=f"drop rows older than this (default {DEFAULT_RETENTION}; "
                              "0: keep forever)")
+    parser.add_argument("--webhook-token-file", metavar="PATH",
+                        help="alert webhooks (/alertmanager/webhook, /webhooks/*) must carry "
+                             "the token in this file: Authorization: Bearer <token>, Basic "
+                             "auth with it as password, or ?token=<token>; 401 otherwise")
     parser.add_argument("--max-bytes", default=DEFAULT_MAX_BYTES, metavar="SIZE",
                         help=f"drop the oldest rows when the database exceeds this, e.g. "
                              f"64MiB, 1GB (default {DEFAULT_MAX_BYTES}; 0: no limit)")
@@ -105,7 +109,14 @@ def main(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"readygate sink: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from sink.server import serve  # Starlette, protobuf (and grpcio): only when it runs
+    from sink.server import read_token_file, serve  # Starlette, protobuf: when it runs
+
+    try:
+        token = read_token_file(Path(args.webhook_token_file)) \
+            if args.webhook_token_file else None
+    except (OSError, ValueError) as exc:
+        print(f"readygate sink: --webhook-token-file: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
     if threading.current_thread() is threading.main_thread():
         # The server stops on SIGTERM once it runs (core.serve); this covers start-up, so
@@ -115,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
     db_path = Path(args.db) if args.db else Path(str(tmpdir)) / "sink.db"
     try:
         serve(db_path, host=host, port=port, grpc_listen=grpc_listen,
-              retention_s=retention_s, max_bytes=max_bytes)
+              retention_s=retention_s, max_bytes=max_bytes, webhook_token=token)
     except (_Stopped, KeyboardInterrupt):
         pass
     except (OSError, sqlite3.Error) as exc:

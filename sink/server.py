@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import binascii
+import contextlib
 import errno
+import hmac
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -103,8 +107,36 @@ def cors(handler: Handler) -> Handler:
     return wrapped
 
 
-def create_app(db: SinkDB) -> Starlette:
-    """The sink's ASGI app, storing into ``db``."""
+def webhook_token_given(request: Request, token: str) -> bool:
+    """Whether a webhook request carries ``token``: ``Authorization: Bearer <token>``, Basic
+    auth with it as the password (any user), or a ``token`` / ``auth_token`` query parameter
+    (for senders that can only put it in the URL, e.g. Cloud Monitoring's token channels)."""
+    given: list[str] = []
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        given.append(value.strip())
+    elif scheme.lower() == "basic":
+        with contextlib.suppress(binascii.Error, ValueError):
+            given.append(base64.b64decode(value.strip(), validate=True)
+                         .decode("utf-8", "replace").partition(":")[2])
+    given += [request.query_params.get(k, "") for k in ("token", "auth_token")]
+    expected = token.encode()
+    # compare_digest over every candidate: the time taken says nothing about the token
+    return any([hmac.compare_digest(g.encode(), expected) for g in given if g])
+
+
+def read_token_file(path: Path) -> str:
+    """The webhook token: the file's first line, at least 16 characters."""
+    text = path.read_text(encoding="utf-8").strip()
+    token = text.splitlines()[0].strip() if text else ""
+    if len(token) < 16:
+        raise ValueError(f"{path}: the webhook token must be at least 16 characters")
+    return token
+
+
+def create_app(db: SinkDB, *, webhook_token: str | None = None) -> Starlette:
+    """The sink's ASGI app, storing into ``db``. ``webhook_token``: alert webhooks
+    (``/alertmanager/webhook``, ``/webhooks/*``) must carry it (401 otherwise)."""
 
     async def run(fn: Callable[..., T], *args: Any) -> T:
         return await run_in_threadpool(fn, *args)
@@ -180,6 +212,10 @@ def create_app(db: SinkDB) -> Starlette:
     async def notifications(request: Request, parser: Parser) -> Response:
         """A webhook body turned into notification rows by ``parser`` (sink.webhooks)."""
         received_at = time.time()
+        if webhook_token is not None and not webhook_token_given(request, webhook_token):
+            return JSONResponse({"error": "this sink takes webhooks only with its token "
+                                 "(Authorization: Bearer, Basic password, or ?token=)"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
         try:
             payload = loads(await read_body(request))
             if not isinstance(payload, dict):
@@ -324,7 +360,8 @@ def _print_line(line: str) -> None:
 def serve(db_path: Path, *, host: str = "127.0.0.1", port: int = 0,
           grpc_listen: tuple[str, int] | None = None,
           retention_s: float | None = DEFAULT_RETENTION_S,
-          max_bytes: int | None = DEFAULT_MAX_BYTES) -> None:
+          max_bytes: int | None = DEFAULT_MAX_BYTES,
+          webhook_token: str | None = None) -> None:
     """Serve until SIGTERM/SIGINT: prints ``READY <url>``, then ``OTLP_GRPC <host:port>``.
 
     Raises OSError when a port cannot be bound, sqlite3.Error when the database cannot
@@ -347,7 +384,7 @@ def serve(db_path: Path, *, host: str = "127.0.0.1", port: int = 0,
                 asyncio.get_running_loop().call_soon(_print_line,
                                                      f"{GRPC_PREFIX}{grpc_address}")
 
-        run_asgi(create_app(db), host, port, on_ready=on_ready)
+        run_asgi(create_app(db, webhook_token=webhook_token), host, port, on_ready=on_ready)
     finally:
         if grpc_server is not None:
             grpc_server.stop(grace=1.0).wait(5)
@@ -363,10 +400,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--grpc-host", default=None,
                         help="also take OTLP/gRPC on this host (with --grpc-port)")
     parser.add_argument("--grpc-port", type=int, default=0)
+    parser.add_argument("--webhook-token-file", type=Path, default=None,
+                        help="alert webhooks must carry the token in this file")
     args = parser.parse_args(argv)
     grpc = None if args.grpc_host is None else (args.grpc_host, args.grpc_port)
     try:
-        serve(args.db, host=args.host, port=args.port, grpc_listen=grpc)
+        token = read_token_file(args.webhook_token_file) if args.webhook_token_file else None
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"sink: --webhook-token-file: {exc}\n")
+        raise SystemExit(1) from None
+    try:
+        serve(args.db, host=args.host, port=args.port, grpc_listen=grpc, webhook_token=token)
     except OSError as exc:  # a fixed port (stack.sink.listen) somebody else holds
         if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise
