@@ -100,9 +100,19 @@ def scrape_config(job: ScrapeJob, secrets_dir: str = "secrets") -> tuple[dict[st
     return config, secrets
 
 
+def sink_webhook(url: str, token_file: str | None = None) -> dict[str, Any]:
+    """Alertmanager's webhook_config to the sink; with the sink's token when it has one."""
+    config: dict[str, Any] = {"url": url, "send_resolved": True}
+    if token_file is not None:
+        config["http_config"] = {"authorization": {"type": "Bearer",
+                                                   "credentials_file": token_file}}
+    return config
+
+
 def sink_alertmanager_config(*, group_interval_s: float = 1.0,
                              webhook_url: str = SINK_WEBHOOK_PLACEHOLDER,
-                             group_by: list[str] | None = None) -> str:
+                             group_by: list[str] | None = None,
+                             token_file: str | None = None) -> str:
     """alertmanager.yml sending every alert to the sink's webhook only.
 
     ``group_by`` defaults to ``['...']``: every alert is its own group, so each one is
@@ -119,7 +129,7 @@ def sink_alertmanager_config(*, group_interval_s: float = 1.0,
         },
         "receivers": [{
             "name": RECEIVER_NAME,
-            "webhook_configs": [{"url": webhook_url, "send_resolved": True}],
+            "webhook_configs": [sink_webhook(webhook_url, token_file)],
         }],
     }
     return yaml.safe_dump(config, sort_keys=False)
@@ -131,7 +141,8 @@ _INHERITED = ("group_by", "group_wait", "group_interval", "repeat_interval")
 
 
 def with_sink_route(user_text: str, user_path: str, *, group_interval_s: float = 1.0,
-                    webhook_url: str = SINK_WEBHOOK_PLACEHOLDER) -> str:
+                    webhook_url: str = SINK_WEBHOOK_PLACEHOLDER,
+                    token_file: str | None = None) -> str:
     """The user's alertmanager.yml with every alert also delivered to the sink.
 
     A new root route has two children: first the sink's route (matches everything,
@@ -164,7 +175,7 @@ def with_sink_route(user_text: str, user_path: str, *, group_interval_s: float =
     data["route"] = root
     data["receivers"] = [*receivers, {
         "name": RECEIVER_NAME,
-        "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}]
+        "webhook_configs": [sink_webhook(webhook_url, token_file)]}]
     return yaml.safe_dump(data, sort_keys=False)
 
 

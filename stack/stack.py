@@ -11,10 +11,12 @@ user's file and line before anything starts.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import redact
 from core.config import resolve_path
 from core.errors import ConfigError
 from stack.base import StackBase
@@ -66,11 +68,25 @@ class ObservabilityStack(StackBase[StackUrls]):
         """Each scrape job and its number of distinct targets."""
         return {job.job: len(set(job.targets)) for job in self.settings.scrape}
 
+    @property
+    def webhook_token_path(self) -> Path:
+        """The sink's webhook token (0600), which the stack's Alertmanager sends as Bearer."""
+        return self.alertmanager_dir / "sink-webhook-token"
+
+    def _webhook_token_file(self) -> Path:
+        """A fresh token per start: only the stack's Alertmanager may post notifications to
+        its sink (with `sink.listen` on a reachable address, anyone else could fake one)."""
+        token = secrets.token_urlsafe(32)
+        redact.register(token)
+        write_atomic(self.webhook_token_path, token + "\n", mode=0o600)
+        return self.webhook_token_path
+
     def _sink_args(self) -> list[str]:
         # A fixed address lets a service started before the stack send its OTLP there.
         host, port = self.settings.sink.host_port()
         grpc = self.settings.sink.grpc_host_port()
         return ["--host", host, "--port", str(port),
+                "--webhook-token-file", str(self.webhook_token_path),
                 *(["--grpc-host", grpc[0], "--grpc-port", str(grpc[1])] if grpc else [])]
 
     def _urls(self, urls: dict[str, str]) -> StackUrls:
@@ -93,9 +109,9 @@ class ObservabilityStack(StackBase[StackUrls]):
         prom_dir = self.prometheus_dir
         jobs = []
         for job in self.settings.scrape:
-            config, secrets = scrape_config(job)
+            config, job_secrets = scrape_config(job)
             jobs.append(config)
-            for name, value in secrets.items():
+            for name, value in job_secrets.items():
                 (prom_dir / name).parent.mkdir(mode=0o700, exist_ok=True)
                 write_atomic(prom_dir / name, value, mode=0o600)
         (prom_dir / "prometheus.yml").write_text(prometheus_config_text(
@@ -103,12 +119,14 @@ class ObservabilityStack(StackBase[StackUrls]):
             scrape_interval_s=self.settings.scrape_interval_s,
             evaluation_interval_s=self.settings.evaluation_interval_s), encoding="utf-8")
         am = self.user_alertmanager_config
+        token_file = str(self._webhook_token_file())
         if am is None:
-            text = sink_alertmanager_config(group_interval_s=self.settings.group_interval_s)
+            text = sink_alertmanager_config(group_interval_s=self.settings.group_interval_s,
+                                            token_file=token_file)
         else:
             text = with_sink_route(am.read_text(encoding="utf-8"), str(am),
                                    group_interval_s=self.settings.group_interval_s,
-                                   webhook_url=SINK_WEBHOOK_PLACEHOLDER)
+                                   webhook_url=SINK_WEBHOOK_PLACEHOLDER, token_file=token_file)
         # validated as it is (the placeholder is a valid URL); filled once the sink is up
         self.alertmanager_config_path.write_text(text, encoding="utf-8")
         return text

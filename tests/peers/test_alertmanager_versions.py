@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,14 +16,17 @@ import httpx
 import pytest
 import yaml
 
+from core.procs import ManagedProcess, python_module
 from demo.stack import free_port
 from gates.backends.alertmanager import AlertmanagerClient
 from gates.checks import judge
 from gates.context import Anchors, CheckContext
 from reports.model import CheckResult
+from stack.files import sink_webhook
 from tests.gates.conftest import CHECK
 from tests.peers.conftest import debian_binary, peer_binary, running
 
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = {
     "route": {"receiver": "hook", "group_wait": "0s", "group_interval": "1s",
               "routes": [{"receiver": "mute", "matchers": ['team="nobody"']}]},
@@ -123,3 +127,41 @@ def test_receivers_and_routes_read_from_each_alertmanager(am: str) -> None:
     assert receivers["hook"].integrations == ["webhook"] and receivers["hook"].sends_resolved == []
     assert receivers["mute"].integrations == []
     assert alerts and alerts[0].receivers == ["mute"]
+
+
+@pytest.mark.parametrize("which", ["debian-0.25", "go-0.35"])
+def test_each_alertmanager_delivers_to_a_token_sink_with_credentials_file(
+        which: str, tmp_path: Path) -> None:
+    """The webhook config `readygate stack` writes (stack.files.sink_webhook): Bearer from a
+    credentials_file, which the sink (`--webhook-token-file`) requires."""
+    token = "tok-" + secrets.token_urlsafe(24)
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    sink = ManagedProcess("sink", python_module(
+        "sink.server", "--db", str(tmp_path / "s.db"), "--webhook-token-file", str(token_file)),
+        cwd=ROOT, log_path=tmp_path / "sink.log")
+    sink.start()
+    try:
+        sink_url = asyncio.run(sink.wait_ready_line(30))
+        config = {"route": {"receiver": "sink", "group_wait": "0s", "group_interval": "1s"},
+                  "receivers": [{"name": "sink", "webhook_configs": [
+                      sink_webhook(sink_url + "/alertmanager/webhook", str(token_file))]}]}
+        (tmp_path / "am.yml").write_text(yaml.safe_dump(config))
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with running(f"alertmanager-{which}", [
+                str(binary(which)), f"--config.file={tmp_path / 'am.yml'}",
+                f"--storage.path={tmp_path / 'data'}", "--cluster.listen-address=",
+                f"--web.listen-address=127.0.0.1:{port}"], tmp_path) as peer:
+            peer.wait_http(url + "/-/ready", ok=lambda r: r.status_code == 200)
+            post_alerts(url, {"alertname": "RgToken", "service": "web"})
+            deadline = time.monotonic() + 15
+            rows: list[Any] = []
+            while not rows and time.monotonic() < deadline:
+                rows = httpx.get(sink_url + "/api/notifications", timeout=5,
+                                 params={"alertname": "RgToken"}).json()["notifications"]
+                time.sleep(0.2)
+        assert rows and rows[0]["status"] == "firing", "no notification reached the sink"
+    finally:
+        sink.stop()
+    assert token not in (tmp_path / "sink.log").read_text()

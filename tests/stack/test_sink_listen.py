@@ -24,10 +24,11 @@ GATE = {"healthy": {"scenario": {"probes": False},
 
 def test_the_sink_listens_on_a_free_port_unless_told_otherwise(tmp_path: Path) -> None:
     default = ObservabilityStack(StackSettings(), tmp_path)
-    assert default._sink_args() == ["--host", "127.0.0.1", "--port", "0"]
+    token = ["--webhook-token-file", str(default.webhook_token_path)]
+    assert default._sink_args() == ["--host", "127.0.0.1", "--port", "0", *token]
     fixed = ObservabilityStack(StackSettings.model_validate(
         {"sink": {"listen": "[::1]:4318"}}), tmp_path)
-    assert fixed._sink_args() == ["--host", "::1", "--port", "4318"]
+    assert fixed._sink_args() == ["--host", "::1", "--port", "4318", *token]
 
 
 @pytest.mark.parametrize("listen", ["4318", "127.0.0.1", "127.0.0.1:70000", "http://h:1"])
@@ -80,6 +81,8 @@ def test_the_sink_takes_otlp_grpc_on_request_from_the_real_exporter(tmp_path: Pa
     grpc_port = free_port()
     stack = ObservabilityStack(StackSettings.model_validate(
         {"sink": {"grpc_listen": f"127.0.0.1:{grpc_port}"}}), tmp_path)
+    stack.alertmanager_dir.mkdir(parents=True)
+    stack._webhook_token_file()  # written with the configs, before the sink starts
     args = stack._sink_args()
     assert args[-4:] == ["--grpc-host", "127.0.0.1", "--grpc-port", str(grpc_port)]
     import sys

@@ -206,6 +206,22 @@ def test_stack_up_serves_until_sigint_then_stops_everything(
             assert managers["data"]["activeAlertmanagers"][0]["url"].startswith(
                 urls["alertmanager"])
             assert client.get(urls["sink"] + "/api/notifications").status_code == 200
+            # only the stack's Alertmanager, which has the token, may post notifications
+            token_file = Path(urls["logs"]).parent / "alertmanager" / "sink-webhook-token"
+            assert token_file.stat().st_mode & 0o077 == 0
+            token = token_file.read_text().strip()
+            fake = {"version": "4", "status": "firing", "receiver": "x", "alerts": [
+                {"status": "firing", "labels": {"alertname": "Forged"},
+                 "startsAt": "2026-12-02T10:00:00Z", "fingerprint": "f"}]}
+            hook = urls["sink"] + "/alertmanager/webhook"
+            assert client.post(hook, json=fake).status_code == 401
+            assert client.get(urls["sink"] + "/api/notifications").json() == {
+                "notifications": []}
+            assert client.post(hook, json=fake, headers={
+                "Authorization": f"Bearer {token}"}).status_code == 200
+            am_config = (token_file.parent / "alertmanager.yml").read_text()
+            assert str(token_file) in am_config and token not in am_config
+        assert not any(token in line for line in out.lines + err.lines)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
         err.wait_for("stopping the stack")
