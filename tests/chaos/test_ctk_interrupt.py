@@ -68,17 +68,10 @@ def chaos_run_interrupted(proxy: ManagedProcess, prometheus_url: str, tmp_path: 
            # web answers through the proxy (the echo upstream answers 200 to any path)
            "READYGATE_WEB_URL": str(proxy.url), "READYGATE_SINK_URL": prometheus_url}
     journal = tmp_path / "journal.json"
-    # The shipped experiment, with its traffic step long enough that the signal lands in it
-    # however busy the machine (3 s of traffic once ended before a loaded test's SIGINT).
-    experiment = json.loads(STORAGE_ERRORS.read_text())
-    traffic = next(a for a in experiment["method"] if a["name"] == "traffic-to-web-health")
-    traffic["provider"]["arguments"]["duration_s"] = 60
-    path = tmp_path / STORAGE_ERRORS.name
-    path.write_text(json.dumps(experiment))
     proc = subprocess.Popen(
         [str(CHAOS), "--no-version-check", "--no-log-file", "--settings",
          str(tmp_path / "settings.yaml"), "run", "--journal-path", str(journal), *flags,
-         str(path)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+         str(STORAGE_ERRORS)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
     try:
         wait_for_a_fault(proxy, proc)
