@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from chaos.experiment import run_experiment
-from core.procs import ManagedProcess
+from core.procs import ManagedProcess, free_port
 from tests.fakes.server import serve
 
 from .test_ctk import FakePrometheus
@@ -59,23 +59,43 @@ def clean_proxy(proxy: ManagedProcess) -> Iterator[ManagedProcess]:
     httpx.delete(f"{proxy.url}/_readygate/faults", timeout=5)
 
 
+def _sigint_default() -> None:
+    """In the child before exec: SIGINT back to its default action. A shell without job
+    control starts background commands (`pytest ... &` in a CI script) with SIGINT ignored,
+    children inherit that, and Python then installs no KeyboardInterrupt handler: `chaos run`
+    would not see the signal at all and run to the end."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _sigint_ignored() -> None:
+    """In the child before exec: SIGINT ignored, as a script's `chaos run ... &` gets it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def chaos_run_interrupted(proxy: ManagedProcess, prometheus_url: str, tmp_path: Path,
-                          *flags: str) -> tuple[int, dict[str, Any]]:
-    """`chaos run` on storage-errors.json, SIGINT once its fault is active; exit code and
-    journal."""
+                          *flags: str, sig: signal.Signals = signal.SIGINT,
+                          on_fault: Callable[[], None] = lambda: None,
+                          ) -> tuple[int, dict[str, Any]]:
+    """`chaos run` on storage-errors.json, ``sig`` once its fault is active; exit code and
+    journal. For any other signal the child starts with SIGINT ignored (the case docs/chaos.md
+    points SIGUSR1 at)."""
     env = {**os.environ, "READYGATE_PROXY_URL": str(proxy.url),
            "READYGATE_PROMETHEUS_URL": prometheus_url,
            # web answers through the proxy (the echo upstream answers 200 to any path)
-           "READYGATE_WEB_URL": str(proxy.url), "READYGATE_SINK_URL": prometheus_url}
+           "READYGATE_WEB_URL": str(proxy.url),
+           # nothing listens: a run that goes on past the traffic fails `notified` at once
+           "READYGATE_SINK_URL": f"http://127.0.0.1:{free_port('127.0.0.1')}"}
     journal = tmp_path / "journal.json"
     proc = subprocess.Popen(
         [str(CHAOS), "--no-version-check", "--no-log-file", "--settings",
          str(tmp_path / "settings.yaml"), "run", "--journal-path", str(journal), *flags,
          str(STORAGE_ERRORS)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
+        stderr=subprocess.STDOUT, text=True,
+        preexec_fn=_sigint_default if sig == signal.SIGINT else _sigint_ignored)
     try:
         wait_for_a_fault(proxy, proc)
-        proc.send_signal(signal.SIGINT)
+        on_fault()
+        proc.send_signal(sig)
         output, _ = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
@@ -91,9 +111,11 @@ def test_shipped_experiments_ask_chaos_toolkit_to_always_roll_back() -> None:
         assert experiment["runtime"]["rollbacks"]["strategy"] == "always", path.name
 
 
-def test_sigint_to_chaos_run_mid_fault_rolls_the_fault_back(
-        clean_proxy: ManagedProcess, prometheus_url: str, tmp_path: Path) -> None:
-    code, journal = chaos_run_interrupted(clean_proxy, prometheus_url, tmp_path)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGUSR1], ids=["SIGINT", "SIGUSR1"])
+def test_a_signal_to_chaos_run_mid_fault_rolls_the_fault_back(
+        sig: signal.Signals, clean_proxy: ManagedProcess, prometheus_url: str,
+        tmp_path: Path) -> None:
+    code, journal = chaos_run_interrupted(clean_proxy, prometheus_url, tmp_path, sig=sig)
     assert code == 1 and journal["status"] == "interrupted"
     assert [r["status"] for r in journal["rollbacks"]] == ["succeeded"]
     state = faults(clean_proxy)
@@ -110,6 +132,28 @@ def test_with_chaos_toolkits_default_strategy_the_fault_stays_after_sigint(
     assert code == 1 and journal["status"] == "interrupted"
     assert journal["rollbacks"] == []
     assert [f["kind"] for f in faults(clean_proxy)["active"]] == ["http_error"]
+
+
+def test_sigterm_does_not_interrupt_chaos_run_inside_a_python_activity(
+        clean_proxy: ManagedProcess, tmp_path: Path) -> None:
+    # Why docs/chaos.md points at SIGUSR1: Chaos Toolkit's SIGTERM handler raises an
+    # exception that its Python provider reports as the activity failing; the run goes on
+    # and ends `completed` (the `always` strategy then rolls back at the end as usual).
+    # The alert fires once the fault is in, so the closing steady-state check is quick.
+    fake = FakePrometheus()
+
+    def fire() -> None:
+        fake.alerts = [{"state": "firing",
+                        "labels": {"alertname": "HighErrorRate", "service": "web"}}]
+
+    with serve(fake.app) as prometheus_url:
+        _, journal = chaos_run_interrupted(clean_proxy, prometheus_url, tmp_path,
+                                              sig=signal.SIGTERM, on_fault=fire)
+    assert journal["status"] == "completed"
+    failed = [r for r in journal["run"] if r["status"] == "failed"]
+    assert any("SIGTERM" in "".join(r.get("exception") or []) for r in failed), failed
+    assert [r["status"] for r in journal["rollbacks"]] == ["succeeded"]
+    assert faults(clean_proxy)["active"] == []
 
 
 @pytest.mark.anyio

@@ -73,12 +73,20 @@ def write_drill(tmp_path: Path, proxy_url: str, *, ttl_s: float, load: bool) -> 
     return cfg, scen
 
 
-def start_drill(tmp_path: Path, cfg: Path, scen: Path) -> tuple[subprocess.Popen[str],
-                                                                 queue.Queue[str]]:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start_drill(tmp_path: Path, cfg: Path, scen: Path, *, sigint_ignored: bool = False,
+                ) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
+    """``readygate drill`` as a child; ``sigint_ignored`` starts it as a shell without job
+    control starts a background command (`readygate drill ... &` in a CI script): with
+    SIGINT ignored, which readygate must still act on."""
     argv = [sys.executable, "-m", "readygate", "drill", str(scen), "--config", str(cfg),
             "--out", str(tmp_path / "out"), "--no-notify"]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "CI": "true"})
+                            text=True, env={**os.environ, "CI": "true"},
+                            preexec_fn=_ignore_sigint if sigint_ignored else None)
     lines: queue.Queue[str] = queue.Queue()
 
     def pump() -> None:
@@ -109,7 +117,7 @@ def test_a_signal_mid_fault_clears_it_stops_load_and_writes_a_partial_report(
         sig: signal.Signals, proxy: ManagedProcess, tmp_path: Path) -> None:
     assert proxy.url is not None
     cfg, scen = write_drill(tmp_path, proxy.url, ttl_s=60, load=True)
-    proc, lines = start_drill(tmp_path, cfg, scen)
+    proc, lines = start_drill(tmp_path, cfg, scen, sigint_ignored=sig == signal.SIGINT)
     try:
         wait_for_line(lines, "fault injected")
         # The load is up (Locust reported) before the signal: it must be stopped too.
