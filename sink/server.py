@@ -209,13 +209,19 @@ def create_app(db: SinkDB, *, webhook_token: str | None = None) -> Starlette:
             return failed
         return JSONResponse({"id": row["event_id"]})
 
+    def unauthorized(request: Request) -> Response | None:
+        """401 for a webhook without the token (checked before anything else is said)."""
+        if webhook_token is None or webhook_token_given(request, webhook_token):
+            return None
+        return JSONResponse({"error": "this sink takes webhooks only with its token "
+                             "(Authorization: Bearer, Basic password, or ?token=)"},
+                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
     async def notifications(request: Request, parser: Parser) -> Response:
         """A webhook body turned into notification rows by ``parser`` (sink.webhooks)."""
         received_at = time.time()
-        if webhook_token is not None and not webhook_token_given(request, webhook_token):
-            return JSONResponse({"error": "this sink takes webhooks only with its token "
-                                 "(Authorization: Bearer, Basic password, or ?token=)"},
-                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        if (refused := unauthorized(request)) is not None:
+            return refused
         try:
             payload = loads(await read_body(request))
             if not isinstance(payload, dict):
@@ -247,6 +253,8 @@ def create_app(db: SinkDB, *, webhook_token: str | None = None) -> Starlette:
     async def vendor_webhook(request: Request) -> Response:
         vendor = request.path_params["vendor"]
         parser = PARSERS.get(vendor)
+        if (refused := unauthorized(request)) is not None:
+            return refused  # the vendor list is not told to a caller without the token
         if parser is None:
             return JSONResponse({"error": f"unknown webhook vendor {vendor!r} (one of: "
                                  f"{', '.join(sorted(PARSERS)) or 'none'})"}, status_code=404)

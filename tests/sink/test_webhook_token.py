@@ -47,7 +47,8 @@ def basic(user: str, password: str) -> str:
 
 def test_webhooks_without_the_token_are_refused_and_stored_nowhere(sink: str) -> None:
     with httpx.Client(timeout=5, trust_env=False) as http:
-        for path in ("/alertmanager/webhook", "/webhooks/alertmanager", "/webhooks/grafana"):
+        for path in ("/alertmanager/webhook", "/webhooks/alertmanager", "/webhooks/grafana",
+                     "/webhooks/no-such-vendor"):  # 401 before any word on the vendors
             for headers, params in (({}, {}),
                                     ({"Authorization": "Bearer wrong-" + TOKEN}, {}),
                                     ({"Authorization": "Bearer " + TOKEN[:-1]}, {}),
@@ -56,8 +57,11 @@ def test_webhooks_without_the_token_are_refused_and_stored_nowhere(sink: str) ->
                                     ({}, {"token": TOKEN.upper()})):
                 resp = http.post(sink + path, json=BODY, headers=headers, params=params)
                 assert resp.status_code == 401, (path, headers, params, resp.text)
-                assert TOKEN not in resp.text
+                assert TOKEN not in resp.text and "alertmanager" not in resp.text
         assert http.get(sink + "/api/notifications").json()["notifications"] == []
+        unknown = http.post(sink + "/webhooks/no-such-vendor", json=BODY,
+                            headers={"Authorization": "Bearer " + TOKEN})
+        assert unknown.status_code == 404 and "alertmanager" in unknown.text
         # the rest of the sink is as open as before (OTLP from services, the query API)
         assert http.post(sink + "/v1/traces", json={"resourceSpans": []}).status_code == 200
 
