@@ -107,6 +107,7 @@ class Interrupted:
 async def run_gate(config: Config, gate: str, options: RunOptions, *,
                    bus: EventBus | None = None, stack_info: dict[str, Any] | None = None) -> Report:
     """Run ``gate`` against the configured target; always returns a report (partial if cut)."""
+    started = time.time()
     bus = bus or EventBus()
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
     # No environment proxies (a backend asks with proxy_from_env); the default SSL context
@@ -127,6 +128,19 @@ async def run_gate(config: Config, gate: str, options: RunOptions, *,
             bus.subscribe(timeline)
         task = asyncio.current_task()
         assert task is not None
+        skewed = await skewed_clocks(config, context)
+        if skewed:
+            # Before anything is injected: an old signal stamped by a clock running ahead
+            # would pass as new, so no verdict of this run could be trusted.
+            reason = (f"backends.max_clock_skew_s is {config.backends.max_clock_skew_s:g}s: "
+                      + "; ".join(skewed) + "; anchored checks cannot tell a new signal "
+                      "from an old one. Fix the clock (NTP), or raise the limit")
+            bus.emit(note := Note(time.time(), reason, "warning"))
+            report = empty_report(config, gate, started, reason)
+            report.timeline.append({"type": "Note", "at": note.at, "message": reason,
+                                    "level": "warning"})
+            report.stack = stack_info or {}
+            return report
         try:
             report = await runner.run()
         except asyncio.CancelledError:
@@ -162,6 +176,21 @@ async def write_annotations(config: Config, timeline: TimelineAnnotations, repor
         bus.emit(note)
         report.timeline.append({"type": "Note", "at": note.at, "message": line,
                                 "level": "warning"})
+
+
+_CLOCKED = ("prometheus", "alertmanager", "sink", "metrics", "logs", "traces", "errors",
+            "notifications", "alerts", "dashboards")
+
+
+async def skewed_clocks(config: Config, context: CheckContext) -> list[str]:
+    """The HTTP backends whose clock is off by more than ``backends.max_clock_skew_s``."""
+    from gates.backends.clock import read_clocks
+
+    limit = config.backends.max_clock_skew_s
+    if limit is None:
+        return []
+    readings = await read_clocks((name, getattr(context, name)) for name in _CLOCKED)
+    return [r.describe() for r in readings if r.beyond(limit)]
 
 
 async def dead_backends(context: CheckContext) -> list[str]:

@@ -3,7 +3,6 @@ after SIGKILL the fault expires by its TTL on a proxy readygate did not start.""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import queue
@@ -12,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,26 +18,12 @@ import httpx
 import pytest
 import yaml
 
-from core.procs import ManagedProcess, ProcessSet
-from tests.chaos.conftest import ThreadServer, start_proxy, upstream_app
+from core.procs import ManagedProcess
 from tests.e2e.conftest import assert_all_stopped
 
 DEMO_JOURNEYS = str(Path(__file__).resolve().parents[2] / "demo" / "journeys.yaml")
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
-    """A fault proxy in front of an echo upstream, started by the test (not by readygate)."""
-    server = ThreadServer(upstream_app())
-    server.start()
-    procs = ProcessSet()
-    try:
-        yield asyncio.run(start_proxy(procs, tmp_path_factory.mktemp("proxy"), server.url))
-    finally:
-        procs.stop_all()
-        server.stop()
 
 
 def faults(proxy_url: str) -> dict[str, Any]:

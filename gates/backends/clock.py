@@ -1,0 +1,82 @@
+"""How far each evidence backend's clock is from readygate's, read off its HTTP ``Date``.
+
+Checks anchored on an event compare times a backend stamped (an alert's ``activeAt``, a
+notification's receipt, a sample's timestamp) with readygate's own clock. A backend whose
+clock runs ahead makes a signal that was already there before the anchor look new: a false
+pass. So before a run injects anything, every HTTP backend is asked once (any answer carries
+``Date``, even a 404 or a 401), and a clock further off than ``backends.max_clock_skew_s``
+stops the run inconclusive. ``Date`` has one-second resolution, so a reading is an interval:
+skew is reported only when the whole interval lies beyond the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+from core.http import REQUEST_ERRORS
+from gates.backends.base import HttpBackend
+
+_READ_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class ClockReading:
+    """One backend's clock against ours: ``offset_s`` > 0 means the backend is ahead."""
+
+    name: str
+    url: str
+    offset_s: float
+    uncertainty_s: float
+
+    def beyond(self, limit_s: float) -> bool:
+        """Whether the clock is off by more than ``limit_s`` whatever the reading's error."""
+        return abs(self.offset_s) - self.uncertainty_s > limit_s
+
+    def describe(self) -> str:
+        way = "ahead of" if self.offset_s > 0 else "behind"
+        return (f"{self.name} at {self.url}: its clock is {abs(self.offset_s):.1f}s {way} "
+                f"readygate's (±{self.uncertainty_s:.1f}s, from its Date header)")
+
+
+def offset_from(date_header: str, sent: float, received: float) -> tuple[float, float] | None:
+    """(offset, uncertainty) from a ``Date`` header and the local send/receive times.
+
+    The server wrote its time truncated to the second somewhere between ``sent`` and
+    ``received``: its clock read ``date`` to ``date + 1`` then.
+    """
+    try:
+        stamped = parsedate_to_datetime(date_header).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    middle = (sent + received) / 2
+    return stamped + 0.5 - middle, 0.5 + (received - sent) / 2
+
+
+async def read_clock(name: str, backend: HttpBackend, *,
+                     now: Callable[[], float] = time.time) -> ClockReading | None:
+    """One GET of the backend's base URL; ``None`` when it gives no usable ``Date``."""
+    sent = now()
+    try:
+        resp = await backend.client.get(backend.base_url + "/", timeout=_READ_TIMEOUT_S)
+    except REQUEST_ERRORS:
+        return None  # unreachable now: its checks say so when they look
+    received = now()
+    date = resp.headers.get("date")
+    found = offset_from(date, sent, received) if date else None
+    if found is None:
+        return None
+    return ClockReading(name, backend.base_url, round(found[0], 3), round(found[1], 3))
+
+
+async def read_clocks(backends: Iterable[tuple[str, object]]) -> list[ClockReading]:
+    """The clock of every HTTP backend given (each base URL once), read concurrently."""
+    chosen: dict[str, tuple[str, HttpBackend]] = {}
+    for name, backend in backends:
+        if isinstance(backend, HttpBackend) and backend.base_url not in chosen:
+            chosen[backend.base_url] = (name, backend)
+    readings = await asyncio.gather(*(read_clock(n, b) for n, b in chosen.values()))
+    return [r for r in readings if r is not None]
