@@ -42,16 +42,20 @@ class ClockReading:
                 f"readygate's (±{self.uncertainty_s:.1f}s, from its Date header)")
 
 
-def offset_from(date_header: str, sent: float, received: float) -> tuple[float, float] | None:
+def offset_from(date_header: str, sent: float, received: float,
+                age_header: str | None = None) -> tuple[float, float] | None:
     """(offset, uncertainty) from a ``Date`` header and the local send/receive times.
 
     The server wrote its time truncated to the second somewhere between ``sent`` and
-    ``received``: its clock read ``date`` to ``date + 1`` then.
+    ``received``: its clock read ``date`` to ``date + 1`` then. An answer a cache kept
+    carries its ``Age`` (seconds since the origin wrote ``Date``), which is added.
     """
     try:
         stamped = parsedate_to_datetime(date_header).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    if age_header is not None and age_header.strip().isdigit():
+        stamped += int(age_header.strip())
     middle = (sent + received) / 2
     return stamped + 0.5 - middle, 0.5 + (received - sent) / 2
 
@@ -61,12 +65,14 @@ async def read_clock(name: str, backend: HttpBackend, *,
     """One GET of the backend's base URL; ``None`` when it gives no usable ``Date``."""
     sent = now()
     try:
-        resp = await backend.client.get(backend.base_url + "/", timeout=_READ_TIMEOUT_S)
+        # no-cache: a cache in between asks the origin again rather than answer its copy
+        resp = await backend.client.get(backend.base_url + "/", timeout=_READ_TIMEOUT_S,
+                                        headers={"Cache-Control": "no-cache"})
     except REQUEST_ERRORS:
         return None  # unreachable now: its checks say so when they look
     received = now()
     date = resp.headers.get("date")
-    found = offset_from(date, sent, received) if date else None
+    found = offset_from(date, sent, received, resp.headers.get("age")) if date else None
     if found is None:
         return None
     return ClockReading(name, backend.base_url, round(found[0], 3), round(found[1], 3))

@@ -126,6 +126,9 @@ def test_offset_is_the_date_against_the_middle_of_the_request() -> None:
     # the server's clock read 1000.0 to 1001.0 while we sent at 999.8 and heard at 1000.2
     offset, uncertainty = offset_from("Thu, 01 Jan 1970 00:16:40 GMT", 999.8, 1000.2) or (0, 0)
     assert offset == pytest.approx(0.5) and uncertainty == pytest.approx(0.7)
+    # a cache's copy written 120 s before: its Age puts the clock right
+    offset, _ = offset_from("Thu, 01 Jan 1970 00:14:40 GMT", 999.8, 1000.2, "120") or (0, 0)
+    assert offset == pytest.approx(0.5)
     assert offset_from("not a date", 0.0, 0.1) is None
     assert offset_from("", 0.0, 0.1) is None
 
