@@ -44,6 +44,8 @@ from sink.posthog import CAPTURE_PATHS, exception_rows
 from sink.store import DEFAULT_MAX_BYTES, DEFAULT_RETENTION_S, SinkDB
 from sink.webhooks import PARSERS, Parser
 
+EXIT_BAD_INPUT = 3  # an unusable option (token file, taken port): readygate's exit code 3
+
 T = TypeVar("T")
 
 DEFAULT_LIMIT = 1000
@@ -416,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         token = read_token_file(args.webhook_token_file) if args.webhook_token_file else None
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"sink: --webhook-token-file: {exc}\n")
-        raise SystemExit(1) from None
+        raise SystemExit(EXIT_BAD_INPUT) from None
     try:
         serve(args.db, host=args.host, port=args.port, grpc_listen=grpc, webhook_token=token)
     except OSError as exc:  # a fixed port (stack.sink.listen) somebody else holds
@@ -424,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         sys.stderr.write(f"sink: cannot listen on {args.host}:{args.port} "
                          f"(--port): {exc.strerror}\n")
-        raise SystemExit(1) from None
+        raise SystemExit(EXIT_BAD_INPUT) from None
 
 
 if __name__ == "__main__":

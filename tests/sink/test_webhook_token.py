@@ -80,12 +80,17 @@ def test_each_way_of_carrying_the_token_is_taken(sink: str) -> None:
 
 
 @pytest.mark.parametrize("content", ["", "short\n"])
-def test_a_missing_or_short_token_file_is_one_line_exit_3(content: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["readygate sink", "python -m sink.server"])
+def test_a_missing_or_short_token_file_is_one_line_exit_3(content: str, command: str,
+                                                         tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(content)
-    out = subprocess.run(python_module("readygate", "sink", "--webhook-token-file",
-                                       str(token_file)), cwd=ROOT, timeout=60,
-                         capture_output=True, text=True, check=False)
+    argv, prefix = (python_module("readygate", "sink", "--webhook-token-file", str(token_file)),
+                    "readygate sink") if command == "readygate sink" else \
+        (python_module("sink.server", "--db", str(tmp_path / "s.db"), "--webhook-token-file",
+                       str(token_file)), "sink")
+    out = subprocess.run(argv, cwd=ROOT, timeout=60, capture_output=True, text=True,
+                         check=False)
     assert out.returncode == 3 and out.stdout == "", out.stderr
-    assert out.stderr.splitlines() == [f"readygate sink: --webhook-token-file: {token_file}: "
+    assert out.stderr.splitlines() == [f"{prefix}: --webhook-token-file: {token_file}: "
                                        "the webhook token must be at least 16 characters"]
