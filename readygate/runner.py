@@ -15,6 +15,7 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -324,7 +325,9 @@ async def run_demo(config: Config, options: RunOptions, *, gate: str | None = No
         jaeger = stack.signal_backends().get("traces")
         if jaeger is not None and jaeger.kind == "jaeger" and jaeger.url:
             stores[f"{jaeger.url}/trace/"] = f"{jaeger.url}/api/traces/"
-        await keep_traces(report, stores, options.out_dir)
+        await keep_traces(report, stores, options.out_dir,
+                          stopped=[*urls.__dict__.values(),
+                                   *(b.url for b in stack.signal_backends().values())])
     finally:
         interrupt.remove()
         stack.stop()
@@ -344,14 +347,17 @@ async def run_demo(config: Config, options: RunOptions, *, gate: str | None = No
 _TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}")
 
 
-async def keep_traces(report: Report, stores: dict[str, str], out_dir: Path) -> None:
+async def keep_traces(report: Report, stores: dict[str, str], out_dir: Path, *,
+                      stopped: Iterable[str | None] = ()) -> None:
     """Save the traces the evidence links to in the run's own trace stores, beside the report.
 
     The stack's sink (and the real-backends demo's Jaeger) stop with the run, so a link into
     them would be dead in the saved report. ``stores`` maps a link prefix (``.../trace/``) to
     the store's JSON API prefix (``.../api/traces/``). Each linked trace is fetched while the
     store still runs and written to ``traces/<trace id>.json`` with secrets scrubbed; the
-    evidence links there instead. A trace that cannot be fetched keeps its link.
+    evidence links there instead. Any other link into a component that stops with the run
+    (``stopped``: their base URLs) would be dead too: it moves to ``link_at_run``, kept as
+    text, and the report offers no link that cannot open.
     """
     wanted: dict[str, tuple[str, str]] = {}  # trace id -> (link, API URL)
     for check in report.checks:
@@ -373,9 +379,21 @@ async def keep_traces(report: Report, stores: dict[str, str], out_dir: Path) -> 
                 write_text_artifact(out_dir / "traces", f"{trace_id}.json",
                                     json.dumps(body, indent=1, sort_keys=True) + "\n")
                 saved[link] = f"traces/{trace_id}.json"
-    report.checks = [
-        dataclasses.replace(c, evidence={**c.evidence, "link": saved[c.evidence["link"]]})
-        if c.evidence.get("link") in saved else c for c in report.checks]
+    bases = [b.rstrip("/") for b in stopped if isinstance(b, str) and b]
+
+    def relinked(evidence: dict[str, Any]) -> dict[str, Any]:
+        link = evidence.get("link")
+        if not isinstance(link, str):
+            return evidence
+        if link in saved:
+            return {**evidence, "link": saved[link]}
+        if any(link == b or link.startswith(b + "/") for b in bases):
+            rest = {k: v for k, v in evidence.items() if k != "link"}
+            return {**rest, "link_at_run": link}
+        return evidence
+
+    report.checks = [dataclasses.replace(c, evidence=relinked(c.evidence))
+                     for c in report.checks]
 
 
 def with_stack(config: Config, urls: Any, signal_backends: dict[str, Any] | None = None) -> Config:

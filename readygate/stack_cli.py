@@ -175,7 +175,7 @@ async def run_on_stack(config: Config, gate: str, options: RunOptions) -> int:
             "warnings": list(stack.warnings)}
         report = await run_gate(filled, gate, options, bus=bus, stack_info=info)
         await keep_traces(report, {f"{urls.sink}/api/traces/": f"{urls.sink}/api/traces/"},
-                          options.out_dir)
+                          options.out_dir, stopped=dataclasses.asdict(urls).values())
     finally:
         interrupt.remove()
         try:

@@ -52,3 +52,21 @@ def test_linked_traces_are_saved_scrubbed_and_relinked(tmp_path: Path) -> None:
     assert json.loads(saved)["spans"][0]["name"] == "POST /login"
     assert SECRET not in saved
     assert [p.name for p in (tmp_path / "traces").iterdir()] == [f"{KNOWN}.json"]
+
+
+def test_links_into_components_that_stop_with_the_run_are_kept_as_text(tmp_path: Path) -> None:
+    prometheus, am = "http://127.0.0.1:41000", "http://127.0.0.1:41001"
+    checks = [CheckResult(name=n, signal="alert", status="pass", message="ok",
+                          evidence={"alert": "A", "link": link})
+              for n, link in (("prom", f"{prometheus}/alerts"), ("am", f"{am}/#/alerts"),
+                              ("near", "http://127.0.0.1:410001/alerts"),  # another port
+                              ("kept", "https://grafana.example/alerting/list"))]
+    report = Report(gate="g", target="t", started_at=0.0, finished_at=1.0, verdict="ready",
+                    checks=checks)
+    asyncio.run(keep_traces(report, {}, tmp_path, stopped=[prometheus, am + "/", None]))
+    by_name = {c.name: c.evidence for c in report.checks}
+    assert by_name["prom"] == {"alert": "A", "link_at_run": f"{prometheus}/alerts"}
+    assert by_name["am"] == {"alert": "A", "link_at_run": f"{am}/#/alerts"}
+    assert by_name["near"]["link"] == "http://127.0.0.1:410001/alerts"
+    assert by_name["kept"]["link"] == "https://grafana.example/alerting/list"
+    assert not (tmp_path / "traces").exists()
