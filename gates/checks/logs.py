@@ -19,13 +19,36 @@ from probes.model import ProbeResult
 from reports.model import CheckResult
 
 
+async def _lines(logs: LogsBackend, *, trace_id: str | None = None,
+                 request_id: str | None = None) -> list[LogLine]:
+    """The backend's lines for one id, each shown to carry it. A backend that ignored the
+    filter (a proxy dropping the query, a field that is not indexed, a line filter matching
+    another id's prefix) must not lend a probe lines that are not its own."""
+    lines = await logs.lines(trace_id=trace_id, request_id=request_id)
+    return [line for line in lines if carries(line, trace_id=trace_id, request_id=request_id)]
+
+
+def carries(line: LogLine, *, trace_id: str | None = None,
+            request_id: str | None = None) -> bool:
+    """Whether the line carries the id: its id field, or (without one) its text."""
+    if trace_id:
+        if line.trace_id:
+            return line.trace_id.lower() == trace_id.lower()
+        return trace_id.lower() in line.text().lower()
+    if request_id:
+        if line.request_id:
+            return line.request_id == request_id
+        return request_id in line.text()
+    return True
+
+
 async def _lines_of(logs: LogsBackend, probe: ProbeResult, by: str = "trace_id",
                     request_ids: list[str] | None = None) -> list[LogLine]:
     if by == "trace_id":
-        return await logs.lines(trace_id=probe.trace_id)
+        return await _lines(logs, trace_id=probe.trace_id)
     out: list[LogLine] = []
     for rid in request_ids if request_ids is not None else probe.request_ids:
-        out += await logs.lines(request_id=rid)
+        out += await _lines(logs, request_id=rid)
     return out
 
 
@@ -54,7 +77,7 @@ async def logs_check(check: LogsCheck, ctx: CheckContext, j: Judge) -> CheckResu
             return Seen(miss=f"{len(lines)} line(s) with {check.by} {ident} from "
                         f"{', '.join(sorted(services))}; wanted {', '.join(sorted(want))}")
         if check.by == "trace_id" and probe.request_ids:
-            by_request = await logs.lines(request_id=probe.request_ids[0])
+            by_request = await _lines(logs, request_id=probe.request_ids[0])
             if by_request:
                 return Seen(miss=f"{len(by_request)} line(s) carry the probe's request id "
                             f"but not its trace id {probe.trace_id}")
@@ -91,7 +114,7 @@ async def log_fields_check(check: LogFieldsCheck, ctx: CheckContext, j: Judge) -
         return j.result("error", str(why))
 
     async def observe() -> Seen[list[LogLine]]:
-        lines = await logs.lines(trace_id=probe.trace_id)
+        lines = await _lines(logs, trace_id=probe.trace_id)
         if not lines:
             return Seen(miss=f"no log line carries trace id {probe.trace_id}")
         problems = []
@@ -129,7 +152,7 @@ async def log_levels_check(check: LogLevelsCheck, ctx: CheckContext, j: Judge) -
     rids = failed_request_ids(probe)
 
     async def observe() -> Seen[LogLine]:
-        lines = await logs.lines(trace_id=probe.trace_id)
+        lines = await _lines(logs, trace_id=probe.trace_id)
         if not lines:
             lines = await _lines_of(logs, probe, "request_id", rids)
         for line in lines:
@@ -174,7 +197,7 @@ async def log_budget_check(check: LogBudgetCheck, ctx: CheckContext, j: Judge) -
     async def observe() -> Seen[tuple[str, dict[str, int]]]:
         nonlocal last
         probes = [p for p in ctx.probes_since(check.journey, start)][:check.sample]
-        counts = {p.trace_id: len(await logs.lines(trace_id=p.trace_id)) for p in probes}
+        counts = {p.trace_id: len(await _lines(logs, trace_id=p.trace_id)) for p in probes}
         over = {t: n for t, n in counts.items() if n > check.max_lines_per_request}
         if over:  # counts only grow: one request over budget settles it
             return Seen(("over", over))
@@ -264,7 +287,7 @@ async def secret_leak_check(check: SecretLeakCheck, ctx: CheckContext, j: Judge)
 
     # An empty log store would "contain no secret": prove lines flow before trusting absence.
     async def flowing() -> Seen[int]:
-        lines = await logs.lines(trace_id=probe.trace_id)
+        lines = await _lines(logs, trace_id=probe.trace_id)
         return Seen(len(lines)) if lines else \
             Seen(miss=f"no log line of the {check.jname} probe (trace {probe.trace_id}) "
                  "arrived, so absence of secrets proves nothing")

@@ -268,18 +268,39 @@ def test_trace_without_a_probe_to_follow_is_an_error() -> None:
 
 def test_logs_pass_when_lines_carry_the_trace_id() -> None:
     def sink(req: httpx.Request) -> httpx.Response:
-        if req.url.params.get("trace_id"):
-            return ok_json({"logs": [{"service": "web", "body": "login ok"}]})
+        if tid := req.url.params.get("trace_id"):
+            return ok_json({"logs": [{"service": "web", "body": "login ok", "trace_id": tid}]})
         return ok_json({"logs": []})
     r = run({"signal": "logs", "journey": "upload", "services": ["web"], "deadline_s": 1},
             sink=sink, phase="baseline", probes=[probe()])
     assert r.status == "pass"
 
 
+@pytest.mark.parametrize("lines", [
+    [{"service": "web", "body": "login ok"}],                          # no id anywhere
+    [{"service": "web", "body": "login ok", "trace_id": "cd" * 16}],   # another probe's
+    [{"service": "web", "body": f"done trace={'ab' * 15}"}],           # a prefix of it
+], ids=["no-id", "other-id", "prefix"])
+def test_logs_a_backend_that_ignores_the_filter_lends_no_lines(lines: list[Any]) -> None:
+    # A proxy that drops the query, a field that is not indexed: whatever the backend
+    # answers, only lines that carry the probe's own id count.
+    r = run({"signal": "logs", "journey": "upload", "services": ["web"], "deadline_s": 0.3},
+            sink=lambda req: ok_json({"logs": lines}), phase="baseline", probes=[probe()])
+    assert r.status == "fail" and "no log line carries trace_id" in r.message, r.message
+
+
+def test_logs_a_line_without_an_id_field_counts_when_its_text_carries_the_id() -> None:
+    line = {"service": "web", "body": f"GET /upload 200 trace={'AB' * 16}"}
+    r = run({"signal": "logs", "journey": "upload", "services": ["web"], "deadline_s": 1},
+            sink=lambda req: ok_json({"logs": [line]}), phase="baseline", probes=[probe()])
+    assert r.status == "pass", r.message
+
+
 def test_logs_without_trace_ids_fail_with_the_request_id_near_miss() -> None:
     def sink(req: httpx.Request) -> httpx.Response:
-        if req.url.params.get("request_id"):
-            return ok_json({"logs": [{"service": "web", "body": "login ok"}]})
+        if rid := req.url.params.get("request_id"):
+            return ok_json({"logs": [{"service": "web", "body": "login ok",
+                                      "request_id": rid}]})
         return ok_json({"logs": []})
     r = run({"signal": "logs", "journey": "upload", "deadline_s": 0.3}, sink=sink,
             phase="baseline", probes=[probe()])
@@ -288,8 +309,9 @@ def test_logs_without_trace_ids_fail_with_the_request_id_near_miss() -> None:
 
 def test_logs_from_the_wrong_service_fail() -> None:
     r = run({"signal": "logs", "journey": "upload", "services": ["storage"], "deadline_s": 0.3},
-            sink=lambda req: ok_json({"logs": [{"service": "web"}]}), phase="baseline",
-            probes=[probe()])
+            sink=lambda req: ok_json({"logs": [{"service": "web",
+                                                "trace_id": req.url.params["trace_id"]}]}),
+            phase="baseline", probes=[probe()])
     assert r.status == "fail" and "wanted storage" in r.message
 
 
