@@ -19,7 +19,9 @@ _HEX = re.compile(r"^[0-9a-fA-F]+$")
 def _id(value: Any) -> str:
     """A trace/span id as lowercase hex: OTLP JSON from Tempo carries base64 ids."""
     text = str(value or "")
-    if not text or (_HEX.match(text) and len(text) in (16, 32)):
+    # all hex is hex whatever its length (Jaeger drops leading zeros); OTLP's base64 of
+    # 8 or 16 bytes always ends in '=' padding
+    if not text or (_HEX.match(text) and len(text) <= 32):
         return text.lower()
     try:
         return base64.b64decode(text, validate=True).hex()

@@ -25,6 +25,24 @@ def matches(span: Span, sel: SpanSelector) -> bool:
                for k, v in sel.attributes.items())
 
 
+def same_trace(a: str, b: str) -> bool:
+    """Trace ids as the same number (Jaeger's v1 API drops a high half's leading zeros)."""
+    return a.lower().lstrip("0") == b.lower().lstrip("0")
+
+
+async def own_spans(traces: TracesBackend, trace_id: str) -> tuple[list[Span], str]:
+    """The spans the store answers for ``trace_id`` that belong to it, and words on any
+    that do not. A store that answers another trace (a caching proxy, a search that ignores
+    the id) must not lend the probe that trace's spans, nor a clean bill for them."""
+    spans = await traces.trace(trace_id)
+    own = [s for s in spans if same_trace(s.trace_id, trace_id)]
+    foreign = [s for s in spans if not same_trace(s.trace_id, trace_id)]
+    if not foreign:
+        return own, ""
+    return own, (f" (the store answered {len(foreign)} span(s) of other traces, e.g. "
+                 f"{foreign[0].trace_id}; ignored)")
+
+
 def _evidence(traces: TracesBackend, trace_id: str, ctx: CheckContext) -> dict[str, Any]:
     evidence: dict[str, Any] = {"trace_id": trace_id, "backend": traces.kind}
     link = traces.link(trace_id)
@@ -48,13 +66,13 @@ async def trace_check(check: TraceCheck, ctx: CheckContext, j: Judge) -> CheckRe
 
     async def observe() -> Seen[list[Span]]:
         nonlocal last_count
-        spans = await traces.trace(probe.trace_id)
+        spans, foreign = await own_spans(traces, probe.trace_id)
         services = {s.service for s in spans}
         count = len(spans)
         stable = count == last_count
         last_count = count
         if not spans:
-            return Seen(miss=f"no spans with trace id {probe.trace_id}")
+            return Seen(miss=f"no spans with trace id {probe.trace_id}{foreign}")
         missing = sorted(want - services)
         if missing:
             return Seen(miss=f"trace {probe.trace_id} has {count} spans from "
@@ -99,9 +117,9 @@ async def trace_error_span_check(check: TraceErrorSpanCheck, ctx: CheckContext,
         return j.result("error", str(why))
 
     async def observe() -> Seen[Span]:
-        spans = await traces.trace(probe.trace_id)
+        spans, foreign = await own_spans(traces, probe.trace_id)
         if not spans:
-            return Seen(miss=f"no spans with trace id {probe.trace_id}")
+            return Seen(miss=f"no spans with trace id {probe.trace_id}{foreign}")
         selected = [s for s in spans if matches(s, check.span)]
         errors = [s for s in selected if s.error]
         if errors:
@@ -142,11 +160,11 @@ async def trace_attributes_check(check: TraceAttributesCheck, ctx: CheckContext,
 
     async def observe() -> Seen[list[Span]]:
         nonlocal last_count
-        spans = await traces.trace(probe.trace_id)
+        spans, foreign = await own_spans(traces, probe.trace_id)
         stable = len(spans) == last_count
         last_count = len(spans)
         if not spans:  # no trace: nothing proves the attributes are clean
-            return Seen(miss=f"no spans with trace id {probe.trace_id}")
+            return Seen(miss=f"no spans with trace id {probe.trace_id}{foreign}")
         if not stable:
             return Seen(miss=f"trace {probe.trace_id} still growing ({len(spans)} spans)")
         return Seen(spans)

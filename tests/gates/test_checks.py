@@ -6,6 +6,7 @@ JSON shapes; tests/e2e runs the same checks against the real Prometheus and sink
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import time
 from collections.abc import Callable
@@ -234,8 +235,8 @@ def test_no_alert_cannot_pass_when_it_could_not_look() -> None:
 
 # -- trace ----------------------------------------------------------------------------
 
-def spans(*services: str) -> dict[str, Any]:
-    return {"spans": [{"span_id": str(i), "service": s, "name": "x"}
+def spans(*services: str, trace_id: str = "ab" * 16) -> dict[str, Any]:
+    return {"spans": [{"trace_id": trace_id, "span_id": str(i), "service": s, "name": "x"}
                       for i, s in enumerate(services)]}
 
 
@@ -250,6 +251,28 @@ def test_trace_missing_a_service_fails_naming_it() -> None:
     r = run({"signal": "trace", "services": ["web", "storage"], "deadline_s": 0.4},
             sink=lambda req: ok_json(spans("web", "web")), phase="baseline", probes=[probe()])
     assert r.status == "fail" and "missing storage" in r.message
+
+
+@pytest.mark.parametrize("signal", ["trace", "trace_attributes"])
+def test_a_trace_store_answering_another_trace_lends_the_probe_nothing(signal: str) -> None:
+    # a caching proxy or a search that ignores the id: the spans are another trace's
+    other = spans("web", "storage", trace_id="cd" * 16)
+    check: dict[str, Any] = {"signal": signal, "deadline_s": 0.3}
+    if signal == "trace_attributes":
+        check["forbidden"] = ["password"]
+    r = run(check, sink=lambda req: ok_json(other), phase="baseline", probes=[probe()])
+    assert r.status == "fail", r.message
+    assert "no spans with trace id" in r.message and "of other traces" in r.message
+
+
+def test_a_trace_id_with_its_leading_zeros_dropped_is_the_same_trace() -> None:
+    # Jaeger's v1 API prints the high half without leading zeros
+    tid = "0000" + "ab" * 14
+    store = spans("web", trace_id=tid.lstrip("0"))
+    r = run({"signal": "trace", "services": ["web"], "deadline_s": 2},
+            sink=lambda req: ok_json(store), phase="baseline",
+            probes=[dataclasses.replace(probe(), trace_id=tid)])
+    assert r.status == "pass", r.message
 
 
 def test_trace_never_arriving_fails() -> None:
@@ -355,3 +378,10 @@ def test_probe_check_needs_consecutive_successes() -> None:
     r = run({"signal": "probe", "journey": "upload", "consecutive": 2, "deadline_s": 0.3},
             phase="recovery", probes=runs, anchors=Anchors(phase_start={"recovery": now}))
     assert r.status == "pass"
+
+
+def test_trace_ids_read_as_hex_whatever_their_length_and_base64_only_when_padded() -> None:
+    from gates.backends.traces import _id
+    assert _id("ab" * 14) == "ab" * 14            # Jaeger's 128-bit id, leading zeros dropped
+    assert _id("AB" * 16) == "ab" * 16
+    assert _id("q83vASNFZ4mrze8BI0VniQ==") == "abcdef0123456789abcdef0123456789"  # OTLP JSON
