@@ -433,7 +433,8 @@ def _pick(rows: list[Notification], check: NotificationCheck, anchor: float,
           fired_since: float) -> Seen[Notification]:
     """The notification that proves the transition, or the nearest miss."""
     name, where = check.alertname, check.anchor
-    mine = [r for r in rows if labels_match(r.labels, check.labels)]
+    # the alert's own rows only, whatever the backend did with the name it was asked for
+    mine = [r for r in rows if r.alertname == name and labels_match(r.labels, check.labels)]
     fresh = [r for r in mine if r.received_at >= anchor]
 
     def started_after(row: Notification, at: float) -> bool:

@@ -186,6 +186,16 @@ def test_notification_that_arrived_late_fails_as_late() -> None:
     assert r.status == "fail" and "arrived late: 2.5s" in r.message
 
 
+def test_notification_of_another_alert_does_not_count_whatever_the_backend_answers() -> None:
+    # a backend that ignores the alertname it was asked for answers every notification
+    anchor = time.time() - 1.5
+    rows = [notif("firing", anchor + 1.0, name="DiskFull")]  # in time, were it the alert
+    r = run({"signal": "notification", "alertname": "HighErrorRate", "deadline_s": 2},
+            sink=lambda req: ok_json({"notifications": rows}),
+            anchors=Anchors(phase_start={"fault": anchor}, fault_start=anchor))
+    assert r.status == "fail" and "received instead: DiskFull" in r.message, r.message
+
+
 def test_notification_before_the_anchor_does_not_count() -> None:
     anchor = time.time()
     rows = [notif("firing", anchor - 10)]
