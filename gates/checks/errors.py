@@ -3,6 +3,7 @@ scrubbed from it."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from core import redact
@@ -18,12 +19,37 @@ _SCRUBBED = {"[filtered]", "[redacted]", "***", "", "[removed]"}
 BEFORE_PROBE_ALLOWANCE_S = 2.0
 
 
+def carries(event: ErrorEvent, *, trace_id: str | None = None,
+            request_id: str | None = None) -> bool:
+    """Whether the event carries the id: its id field, or (without one) its body."""
+    def text() -> str:
+        return event.message + " " + json.dumps(event.raw, default=str, sort_keys=True)
+
+    if trace_id:
+        if event.trace_id:
+            return event.trace_id.lower() == trace_id.lower()
+        return trace_id.lower() in text().lower()
+    if request_id:
+        if event.request_id:
+            return event.request_id == request_id
+        return request_id in text()
+    return True
+
+
+async def _events(errors: ErrorsBackend, *, trace_id: str | None = None,
+                  request_id: str | None = None) -> list[ErrorEvent]:
+    """The backend's events for one id, each shown to carry it: a backend that ignored the
+    filter must not lend a probe another request's error."""
+    events = await errors.events(trace_id=trace_id, request_id=request_id)
+    return [e for e in events if carries(e, trace_id=trace_id, request_id=request_id)]
+
+
 async def _events_of(errors: ErrorsBackend, probe: ProbeResult, by: str) -> list[ErrorEvent]:
     if by == "trace_id":
-        return await errors.events(trace_id=probe.trace_id)
+        return await _events(errors, trace_id=probe.trace_id)
     out: list[ErrorEvent] = []
     for rid in failed_request_ids(probe):
-        out += await errors.events(request_id=rid)
+        out += await _events(errors, request_id=rid)
     return out
 
 
@@ -139,7 +165,7 @@ async def pii_scrubbed_check(check: PiiScrubbedCheck, ctx: CheckContext,
         return j.result("error", str(why))
 
     async def observe() -> Seen[list[ErrorEvent]]:
-        events = await errors.events(trace_id=probe.trace_id)
+        events = await _events(errors, trace_id=probe.trace_id)
         if events:
             return Seen(events)
         return Seen(miss=f"no error event carries trace id {probe.trace_id}, so there is "

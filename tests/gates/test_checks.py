@@ -395,3 +395,25 @@ def test_trace_ids_read_as_hex_whatever_their_length_and_base64_only_when_padded
     assert _id("ab" * 14) == "ab" * 14            # Jaeger's 128-bit id, leading zeros dropped
     assert _id("AB" * 16) == "ab" * 16
     assert _id("q83vASNFZ4mrze8BI0VniQ==") == "abcdef0123456789abcdef0123456789"  # OTLP JSON
+
+
+@pytest.mark.parametrize("event", [
+    {"event_id": "e1", "message": "boom", "received_at": None},                 # no id at all
+    {"event_id": "e1", "message": "boom", "trace_id": "cd" * 16, "received_at": None},
+], ids=["no-id", "other-id"])
+def test_error_event_a_backend_ignoring_the_filter_lends_no_event(event: dict[str, Any]) -> None:
+    def sink(req: httpx.Request) -> httpx.Response:
+        return ok_json({"errors": [{**event, "received_at": time.time()}]})
+    r = run({"signal": "error_event", "journey": "upload", "deadline_s": 0.3}, sink=sink,
+            phase="fault", probes=[probe(ok=False)])
+    assert r.status == "fail", r.message
+
+
+def test_error_event_without_an_id_field_counts_when_its_body_carries_the_id() -> None:
+    def sink(req: httpx.Request) -> httpx.Response:
+        return ok_json({"errors": [{"event_id": "e1", "message": "boom",
+                                    "received_at": time.time(),
+                                    "event": {"contexts": {"trace": {"trace_id": "ab" * 16}}}}]})
+    r = run({"signal": "error_event", "journey": "upload", "deadline_s": 1}, sink=sink,
+            phase="fault", probes=[probe(ok=False)])
+    assert r.status == "pass", r.message
