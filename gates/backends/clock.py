@@ -3,10 +3,12 @@
 Checks anchored on an event compare times a backend stamped (an alert's ``activeAt``, a
 notification's receipt, a sample's timestamp) with readygate's own clock. A backend whose
 clock runs ahead makes a signal that was already there before the anchor look new: a false
-pass. So before a run injects anything, every HTTP backend is asked once (any answer carries
-``Date``, even a 404 or a 401), and a clock further off than ``backends.max_clock_skew_s``
-stops the run inconclusive. ``Date`` has one-second resolution, so a reading is an interval:
-skew is reported only when the whole interval lies beyond the limit.
+pass. So before a run injects anything, every HTTP backend is asked once: a Prometheus API
+evaluates PromQL ``time()`` (its engine's clock, to the millisecond), any other answers a
+GET with a ``Date`` header (even a 404 or a 401). A clock further off than
+``backends.max_clock_skew_s`` stops the run inconclusive. A reading is an interval (``Date``
+has one-second resolution, and the round trip counts): skew is reported only when the whole
+interval lies beyond the limit.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 
+from core.errors import BackendError
 from core.http import REQUEST_ERRORS
 from gates.backends.base import HttpBackend
+from gates.backends.prometheus import PrometheusClient
 
 _READ_TIMEOUT_S = 3.0
 
@@ -31,6 +35,7 @@ class ClockReading:
     url: str
     offset_s: float
     uncertainty_s: float
+    source: str = "its Date header"
 
     def beyond(self, limit_s: float) -> bool:
         """Whether the clock is off by more than ``limit_s`` whatever the reading's error."""
@@ -39,7 +44,7 @@ class ClockReading:
     def describe(self) -> str:
         way = "ahead of" if self.offset_s > 0 else "behind"
         return (f"{self.name} at {self.url}: its clock is {abs(self.offset_s):.1f}s {way} "
-                f"readygate's (±{self.uncertainty_s:.1f}s, from its Date header)")
+                f"readygate's (±{self.uncertainty_s:.1f}s, from {self.source})")
 
 
 def offset_from(date_header: str, sent: float, received: float,
@@ -60,9 +65,30 @@ def offset_from(date_header: str, sent: float, received: float,
     return stamped + 0.5 - middle, 0.5 + (received - sent) / 2
 
 
+async def query_engine_time(backend: PrometheusClient, *,
+                            now: Callable[[], float] = time.time) -> ClockReading | None:
+    """A Prometheus-API engine's own clock, to the millisecond: PromQL ``time()`` evaluated
+    now. Truer than ``Date`` behind a reverse proxy (whose clock wrote ``Date``)."""
+    sent = now()
+    try:
+        samples = await backend.query("time()")
+    except BackendError:
+        return None  # not every Prometheus-API store evaluates time(): Date then
+    received = now()
+    if len(samples) != 1:
+        return None
+    offset = samples[0].value - (sent + received) / 2
+    return ClockReading("", backend.base_url, round(offset, 3),
+                        round(0.001 + (received - sent) / 2, 3), "its PromQL time()")
+
+
 async def read_clock(name: str, backend: HttpBackend, *,
                      now: Callable[[], float] = time.time) -> ClockReading | None:
-    """One GET of the backend's base URL; ``None`` when it gives no usable ``Date``."""
+    """The backend's clock: PromQL ``time()`` for a Prometheus API, else one GET of its base
+    URL read by ``Date``; ``None`` when neither gives a reading."""
+    if isinstance(backend, PrometheusClient) and \
+            (engine := await query_engine_time(backend, now=now)) is not None:
+        return replace(engine, name=name)
     sent = now()
     try:
         # no-cache: a cache in between asks the origin again rather than answer its copy

@@ -30,10 +30,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class SkewedPrometheus:
-    """Prometheus' query API with no series; every answer's Date is ``skew_s`` off ours."""
+    """Prometheus' query API with no series; every answer's Date is ``skew_s`` off ours.
+    With ``engine_skew_s`` it evaluates ``time()`` that far off (a clock behind a reverse
+    proxy whose own clock writes Date); without, ``time()`` is not supported."""
 
-    def __init__(self, skew_s: float | None) -> None:
+    def __init__(self, skew_s: float | None, engine_skew_s: float | None = None) -> None:
         self.skew_s = skew_s
+        self.engine_skew_s = engine_skew_s
         self.app = Starlette(routes=[Route("/{path:path}", self.answer)])
 
     def headers(self) -> dict[str, str]:
@@ -45,6 +48,10 @@ class SkewedPrometheus:
         if request.url.path == "/":
             return Response("", status_code=302, headers={"Location": "/query",
                                                           **self.headers()})
+        if request.query_params.get("query") == "time()" and self.engine_skew_s is not None:
+            at = time.time() + self.engine_skew_s
+            return JSONResponse({"status": "success", "data": {
+                "resultType": "scalar", "result": [at, f"{at:.3f}"]}}, headers=self.headers())
         return JSONResponse({"status": "success", "data": {"resultType": "vector",
                                                            "result": []}},
                             headers=self.headers())
@@ -52,8 +59,32 @@ class SkewedPrometheus:
 
 @pytest.fixture
 def prometheus(request: pytest.FixtureRequest) -> Iterator[str]:
-    with serve(SkewedPrometheus(request.param).app, date_header=False) as url:
+    skews = request.param if isinstance(request.param, tuple) else (request.param, None)
+    with serve(SkewedPrometheus(*skews).app, date_header=False) as url:
         yield url
+
+
+@pytest.mark.parametrize("prometheus", [(0.0, 120.0)], indirect=True)
+def test_the_engine_clock_counts_where_the_api_answers_time(
+        prometheus: str, proxy: ManagedProcess, tmp_path: Path) -> None:
+    # Date (a proxy's clock) is right; Prometheus' own clock, which stamps activeAt, is not
+    assert proxy.url is not None
+    before = injected(proxy.url)
+    result, report = run_gate(tmp_path, proxy.url, prometheus)
+    assert result.returncode == 2 and report["verdict"] == "inconclusive", result.stderr
+    assert re.search(r"its clock is 1(19|20)\.\ds ahead of readygate's \(±\d+\.\ds, from its "
+                     r"PromQL time\(\)\)", report["reason"]), report["reason"]
+    assert injected(proxy.url) == before
+
+
+@pytest.mark.parametrize("prometheus", [(120.0, 0.0)], indirect=True)
+def test_a_right_engine_clock_is_not_overruled_by_a_proxys_date(
+        prometheus: str, proxy: ManagedProcess, tmp_path: Path) -> None:
+    assert proxy.url is not None
+    before = injected(proxy.url)
+    _, report = run_gate(tmp_path, proxy.url, prometheus)
+    assert "clock" not in (report["reason"] or ""), report["reason"]
+    assert injected(proxy.url) == before + 1
 
 
 def run_gate(tmp_path: Path, proxy_url: str, prometheus_url: str,
