@@ -4,7 +4,7 @@ Checks anchored on an event compare times a backend stamped (an alert's ``active
 notification's receipt, a sample's timestamp) with readygate's own clock. A backend whose
 clock runs ahead makes a signal that was already there before the anchor look new: a false
 pass. So before a run injects anything, every HTTP backend is asked once: a Prometheus API
-evaluates PromQL ``time()`` (its engine's clock, to the millisecond), any other answers a
+states when it evaluated an instant query (its engine's clock), any other answers a
 GET with a ``Date`` header (even a 404 or a 401). A clock further off than
 ``backends.max_clock_skew_s`` stops the run inconclusive. A reading is an interval (``Date``
 has one-second resolution, and the round trip counts): skew is reported only when the whole
@@ -25,6 +25,7 @@ from gates.backends.base import HttpBackend
 from gates.backends.prometheus import PrometheusClient
 
 _READ_TIMEOUT_S = 3.0
+ENGINE_SOURCE = "its query answer's evaluation time"
 
 
 @dataclass(frozen=True)
@@ -67,24 +68,27 @@ def offset_from(date_header: str, sent: float, received: float,
 
 async def query_engine_time(backend: PrometheusClient, *,
                             now: Callable[[], float] = time.time) -> ClockReading | None:
-    """A Prometheus-API engine's own clock, to the millisecond: PromQL ``time()`` evaluated
-    now. Truer than ``Date`` behind a reverse proxy (whose clock wrote ``Date``)."""
+    """A Prometheus-API engine's own clock: the evaluation time its answer to an instant
+    query states (milliseconds from Prometheus, whole seconds from VictoriaMetrics). Truer
+    than ``Date`` behind a reverse proxy, whose clock writes ``Date``."""
     sent = now()
     try:
-        samples = await backend.query("time()")
+        stated = await backend.evaluation_time()
     except BackendError:
-        return None  # not every Prometheus-API store evaluates time(): Date then
+        return None  # a store that cannot evaluate time(): Date then
     received = now()
-    if len(samples) != 1:
+    if stated is None:
         return None
-    offset = samples[0].value - (sent + received) / 2
+    # a whole-second stamp may be truncated or rounded: one more second either way
+    resolution = 1.0 if stated == int(stated) else 0.001
+    offset = stated - (sent + received) / 2
     return ClockReading("", backend.base_url, round(offset, 3),
-                        round(0.001 + (received - sent) / 2, 3), "its PromQL time()")
+                        round(resolution + (received - sent) / 2, 3), ENGINE_SOURCE)
 
 
 async def read_clock(name: str, backend: HttpBackend, *,
                      now: Callable[[], float] = time.time) -> ClockReading | None:
-    """The backend's clock: PromQL ``time()`` for a Prometheus API, else one GET of its base
+    """The backend's clock: a Prometheus API's stated evaluation time, else one GET of its base
     URL read by ``Date``; ``None`` when neither gives a reading."""
     if isinstance(backend, PrometheusClient) and \
             (engine := await query_engine_time(backend, now=now)) is not None:
@@ -107,8 +111,15 @@ async def read_clock(name: str, backend: HttpBackend, *,
 async def read_clocks(backends: Iterable[tuple[str, object]]) -> list[ClockReading]:
     """The clock of every HTTP backend given (each base URL once), read concurrently."""
     chosen: dict[str, tuple[str, HttpBackend]] = {}
+    engines: dict[str, list[PrometheusClient]] = {}
     for name, backend in backends:
         if isinstance(backend, HttpBackend) and backend.base_url not in chosen:
             chosen[backend.base_url] = (name, backend)
+        if isinstance(backend, PrometheusClient):
+            engines.setdefault(backend.base_url, []).append(backend)
     readings = await asyncio.gather(*(read_clock(n, b) for n, b in chosen.values()))
+    for reading in readings:
+        if reading is not None and reading.source == ENGINE_SOURCE:
+            for engine in engines.get(reading.url, []):  # for telling stale answers apart
+                engine.engine_offset_s = reading.offset_s
     return [r for r in readings if r is not None]

@@ -118,9 +118,10 @@ class Backends(Model):
     scrape: ScrapeOptions | None = Field(
         None, description="TLS, auth and proxies for raw /metrics scrapes (checks' scrape:)")
     max_clock_skew_s: float | None = Field(
-        5.0, ge=0, description="before a run, each HTTP backend's clock (PromQL time(), or "
-        "its Date header) must be within this many seconds of readygate's, or the run stops "
-        "inconclusive: a clock running ahead makes old signals look new. null: not checked")
+        5.0, ge=0, description="before a run, each HTTP backend's clock (a Prometheus API's "
+        "stated query evaluation time, else its Date header) must be within this many seconds "
+        "of readygate's, or the run stops inconclusive: a clock running ahead makes old "
+        "signals look new. null: not checked")
 
     def by_signal(self) -> dict[str, SignalBackend]:
         """The per-signal backends that are configured."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,10 +60,28 @@ def _samples(data: Any) -> list[Sample]:
     raise BackendError(f"prometheus query returned unsupported type {kind!r}")
 
 
+STALE_ANSWER_S = 5.0
+"""An instant query answered as evaluated more than this before it was asked (engine clock
+allowed for) came from a cache, not from the engine: not evidence."""
+
+
+def _evaluated_at(data: Any) -> float | None:
+    """The evaluation time an instant query's answer states (None for an empty vector)."""
+    try:
+        result = data["result"]
+        stamp = result[0]["value"][0] if data["resultType"] == "vector" else result[0]
+        return float(stamp)
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
 class PrometheusClient(HttpBackend):
     """Reads the Prometheus HTTP API."""
 
     kind = "prometheus"
+    engine_offset_s: float | None = None
+    """The engine's clock minus readygate's, once the run's clock look measured it
+    (gates.backends.clock); until then stale answers are not told apart."""
 
     async def _data(self, path: str, params: dict[str, Any] | None = None) -> Any:
         body = await self.get_json(path, params)
@@ -71,9 +90,27 @@ class PrometheusClient(HttpBackend):
             raise BackendError(f"prometheus {path} failed: {err or 'unexpected answer'}")
         return body.get("data")
 
+    async def evaluation_time(self) -> float | None:
+        """When the engine says it evaluates an instant query asked now: the answer's own
+        timestamp (not ``time()``'s value, which VictoriaMetrics takes 30 s back by its
+        ``-search.latencyOffset``); ``None`` when the answer states none."""
+        return _evaluated_at(await self._data("/api/v1/query", {"query": "time()"}))
+
     async def query(self, promql: str) -> list[Sample]:
-        """An instant query; a vector result as samples (scalars become one unlabelled sample)."""
-        return _samples(await self._data("/api/v1/query", {"query": promql}))
+        """An instant query evaluated now; a vector result as samples (scalars become one
+        unlabelled sample). An answer evaluated well before it was asked (a cache in
+        between) is a :class:`BackendError`: the check could not look at the present."""
+        asked = time.time()
+        data = await self._data("/api/v1/query", {"query": promql})
+        evaluated = _evaluated_at(data)
+        if self.engine_offset_s is not None and evaluated is not None:
+            age = asked + self.engine_offset_s - evaluated
+            if age > STALE_ANSWER_S:
+                raise BackendError(
+                    f"prometheus at {self.base_url} answered {promql!r} as evaluated "
+                    f"{age:.0f}s before it was asked: a cache between readygate and the "
+                    "engine? A stale answer is not evidence")
+        return _samples(data)
 
     async def alerts(self) -> list[ActiveAlert]:
         """Pending and firing alerts."""

@@ -144,3 +144,21 @@ def test_metric_condition_turns_true_after_the_fault_and_not_before(vm: VM) -> N
     r = check(vm, {"signal": "metric", "query": 'rg_fault{service="db"} > 0',
                    "deadline_s": 1}, phase="fault")
     assert r.status == "fail", r.message
+
+
+def test_the_clock_look_reads_victoriametrics_engine_time_not_its_latency_offset(vm: VM) -> None:
+    # VictoriaMetrics evaluates time() 30 s back (-search.latencyOffset) but states the
+    # evaluation time truly: the clock look must read the latter, or every run on
+    # VictoriaMetrics would stop as "30 s behind"; and its answers are not stale
+    from gates.backends.clock import ENGINE_SOURCE, read_clocks
+
+    async def go() -> tuple[Any, list[Any]]:
+        async with httpx.AsyncClient(trust_env=False) as http:
+            client = PrometheusClient(vm.url, http)
+            readings = await read_clocks([("metrics", client)])
+            return client, (readings, await client.query("vector(1)"))
+
+    client, (readings, samples) = asyncio.run(go())
+    assert [r.source for r in readings] == [ENGINE_SOURCE]
+    assert abs(readings[0].offset_s) - readings[0].uncertainty_s <= 0.5, readings
+    assert client.engine_offset_s is not None and samples[0].value == 1.0

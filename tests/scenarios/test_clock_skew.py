@@ -31,12 +31,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 class SkewedPrometheus:
     """Prometheus' query API with no series; every answer's Date is ``skew_s`` off ours.
-    With ``engine_skew_s`` it evaluates ``time()`` that far off (a clock behind a reverse
-    proxy whose own clock writes Date); without, ``time()`` is not supported."""
+    With ``engine_skew_s`` its answers to ``time()`` state an evaluation time that far off
+    (an engine behind a reverse proxy whose own clock writes Date); without, it states none."""
 
-    def __init__(self, skew_s: float | None, engine_skew_s: float | None = None) -> None:
+    def __init__(self, skew_s: float | None, engine_skew_s: float | None = None,
+                 answer_age_s: float | None = None) -> None:
         self.skew_s = skew_s
         self.engine_skew_s = engine_skew_s
+        self.answer_age_s = answer_age_s  # other queries: one sample evaluated this long ago
         self.app = Starlette(routes=[Route("/{path:path}", self.answer)])
 
     def headers(self) -> dict[str, str]:
@@ -52,8 +54,10 @@ class SkewedPrometheus:
             at = time.time() + self.engine_skew_s
             return JSONResponse({"status": "success", "data": {
                 "resultType": "scalar", "result": [at, f"{at:.3f}"]}}, headers=self.headers())
+        result = [] if self.answer_age_s is None else [
+            {"metric": {}, "value": [time.time() - self.answer_age_s, "1"]}]
         return JSONResponse({"status": "success", "data": {"resultType": "vector",
-                                                           "result": []}},
+                                                           "result": result}},
                             headers=self.headers())
 
 
@@ -73,8 +77,23 @@ def test_the_engine_clock_counts_where_the_api_answers_time(
     result, report = run_gate(tmp_path, proxy.url, prometheus)
     assert result.returncode == 2 and report["verdict"] == "inconclusive", result.stderr
     assert re.search(r"its clock is 1(19|20)\.\ds ahead of readygate's \(±\d+\.\ds, from its "
-                     r"PromQL time\(\)\)", report["reason"]), report["reason"]
+                     r"query answer's evaluation time\)", report["reason"]), report["reason"]
     assert injected(proxy.url) == before
+
+
+@pytest.mark.parametrize(("prometheus", "status"), [((0.0, 0.0, 60.0), "error"),
+                                                    ((0.0, 0.0, 0.0), "pass")],
+                         indirect=["prometheus"], ids=["cached", "fresh"])
+def test_an_instant_answer_evaluated_long_before_it_was_asked_is_not_evidence(
+        prometheus: str, status: str, proxy: ManagedProcess, tmp_path: Path) -> None:
+    # a cache between readygate and Prometheus answers what the engine said a minute ago
+    assert proxy.url is not None
+    _, report = run_gate(tmp_path, proxy.url, prometheus)
+    check = report["checks"][0]
+    assert check["status"] == status, check
+    if status == "error":
+        assert "as evaluated 60s before it was asked" in check["message"], check["message"]
+        assert report["verdict"] != "ready"
 
 
 @pytest.mark.parametrize("prometheus", [(120.0, 0.0)], indirect=True)
