@@ -77,8 +77,8 @@ async def query_engine_time(backend: PrometheusClient, *,
     except BackendError:
         return None  # a store that cannot evaluate time(): Date then
     received = now()
-    if stated is None:
-        return None
+    if stated is None or stated < 1e9:
+        return None  # none, or not a time (a stamp of 0): Date then
     # a whole-second stamp may be truncated or rounded: one more second either way
     resolution = 1.0 if stated == int(stated) else 0.001
     offset = stated - (sent + received) / 2
