@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 
+EXIT_BAD_INPUT = 3
+"""The exit code for bad input (a config, a flag, an unusable option) everywhere."""
+
 
 class ReadygateError(Exception):
     """Root of every error readygate raises on purpose."""

@@ -10,13 +10,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import __version__, redact
-from core.errors import ConfigError, EnvironmentProblem, ReadygateError, StackError
+from core.errors import (
+    EXIT_BAD_INPUT,
+    ConfigError,
+    EnvironmentProblem,
+    ReadygateError,
+    StackError,
+)
 from readygate.config import Config, default_config_path, load_config
 
 if TYPE_CHECKING:
     from readygate.runner import RunOptions
-
-EXIT_BAD_INPUT = 3
 
 
 def _parser() -> argparse.ArgumentParser:

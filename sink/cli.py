@@ -19,7 +19,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-EXIT_BAD_INPUT = 3
+from core.errors import EXIT_BAD_INPUT
+
 DEFAULT_LISTEN = "127.0.0.1:0"
 DEFAULT_RETENTION = "3600"
 DEFAULT_MAX_BYTES = "256MiB"

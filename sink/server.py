@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from core.errors import EXIT_BAD_INPUT
 from core.serve import run_asgi
 from sink.formats import (
     MAX_BODY_BYTES,
@@ -43,8 +44,6 @@ from sink.otlp import LOGS, METRICS, TRACES, Signal, decode_http
 from sink.posthog import CAPTURE_PATHS, exception_rows
 from sink.store import DEFAULT_MAX_BYTES, DEFAULT_RETENTION_S, SinkDB
 from sink.webhooks import PARSERS, Parser
-
-EXIT_BAD_INPUT = 3  # an unusable option (token file, taken port): readygate's exit code 3
 
 T = TypeVar("T")
 
