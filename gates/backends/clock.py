@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 
@@ -66,17 +66,16 @@ def offset_from(date_header: str, sent: float, received: float,
     return stamped + 0.5 - middle, 0.5 + (received - sent) / 2
 
 
-async def query_engine_time(backend: PrometheusClient, *,
-                            now: Callable[[], float] = time.time) -> ClockReading | None:
+async def query_engine_time(backend: PrometheusClient) -> ClockReading | None:
     """A Prometheus-API engine's own clock: the evaluation time its answer to an instant
     query states (milliseconds from Prometheus, whole seconds from VictoriaMetrics). Truer
     than ``Date`` behind a reverse proxy, whose clock writes ``Date``."""
-    sent = now()
+    sent = time.time()
     try:
         stated = await backend.evaluation_time()
     except BackendError:
         return None  # a store that cannot evaluate time(): Date then
-    received = now()
+    received = time.time()
     if stated is None or stated < 1e9:
         return None  # none, or not a time (a stamp of 0): Date then
     # a whole-second stamp may be truncated or rounded: one more second either way
@@ -86,21 +85,20 @@ async def query_engine_time(backend: PrometheusClient, *,
                         round(resolution + (received - sent) / 2, 3), ENGINE_SOURCE)
 
 
-async def read_clock(name: str, backend: HttpBackend, *,
-                     now: Callable[[], float] = time.time) -> ClockReading | None:
+async def read_clock(name: str, backend: HttpBackend) -> ClockReading | None:
     """The backend's clock: a Prometheus API's stated evaluation time, else one GET of its base
     URL read by ``Date``; ``None`` when neither gives a reading."""
     if isinstance(backend, PrometheusClient) and \
-            (engine := await query_engine_time(backend, now=now)) is not None:
+            (engine := await query_engine_time(backend)) is not None:
         return replace(engine, name=name)
-    sent = now()
+    sent = time.time()
     try:
         # no-cache: a cache in between asks the origin again rather than answer its copy
         resp = await backend.client.get(backend.base_url + "/", timeout=_READ_TIMEOUT_S,
                                         headers={"Cache-Control": "no-cache"})
     except REQUEST_ERRORS:
         return None  # unreachable now: its checks say so when they look
-    received = now()
+    received = time.time()
     date = resp.headers.get("date")
     found = offset_from(date, sent, received, resp.headers.get("age")) if date else None
     if found is None:

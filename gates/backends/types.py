@@ -134,6 +134,11 @@ class ErrorEvent:
     service: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)  # the event body, for PII scans
 
+    def text(self) -> str:
+        """The message and the whole body, for substring scans (as LogLine.text)."""
+        import json
+        return self.message + " " + json.dumps(self.raw, default=str, sort_keys=True)
+
 
 @dataclass(frozen=True)
 class ActiveAlert:

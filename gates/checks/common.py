@@ -78,6 +78,22 @@ def labels_match(have: dict[str, str], want: dict[str, str]) -> bool:
     return all(have.get(k) == v for k, v in want.items())
 
 
+def carries(trace_id: str | None, request_id: str | None, text: Callable[[], str], *,
+            want_trace: str | None = None, want_request: str | None = None) -> bool:
+    """Whether a record (log line, error event) with these id fields carries the id wanted:
+    its own field when it has one, else its ``text()``. What a backend answered to an id
+    query is checked again with this: a backend that ignored the filter lends nothing."""
+    if want_trace:
+        if trace_id:
+            return trace_id.lower() == want_trace.lower()
+        return want_trace.lower() in text().lower()
+    if want_request:
+        if request_id:
+            return request_id == want_request
+        return want_request in text()
+    return True
+
+
 def fmt_labels(labels: dict[str, str]) -> str:
     return "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
 

@@ -3,13 +3,19 @@ scrubbed from it."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from core import redact
 from core.waiting import Seen, eventually
 from gates.backends.types import ErrorEvent, ErrorsBackend, dotted
-from gates.checks.common import GRACE_S, Judge, failed_request_ids, mask, probe_for
+from gates.checks.common import (
+    GRACE_S,
+    Judge,
+    carries,
+    failed_request_ids,
+    mask,
+    probe_for,
+)
 from gates.config import ErrorEventCheck, PiiScrubbedCheck
 from gates.context import CheckContext
 from probes.model import ProbeResult
@@ -19,29 +25,13 @@ _SCRUBBED = {"[filtered]", "[redacted]", "***", "", "[removed]"}
 BEFORE_PROBE_ALLOWANCE_S = 2.0
 
 
-def carries(event: ErrorEvent, *, trace_id: str | None = None,
-            request_id: str | None = None) -> bool:
-    """Whether the event carries the id: its id field, or (without one) its body."""
-    def text() -> str:
-        return event.message + " " + json.dumps(event.raw, default=str, sort_keys=True)
-
-    if trace_id:
-        if event.trace_id:
-            return event.trace_id.lower() == trace_id.lower()
-        return trace_id.lower() in text().lower()
-    if request_id:
-        if event.request_id:
-            return event.request_id == request_id
-        return request_id in text()
-    return True
-
-
 async def _events(errors: ErrorsBackend, *, trace_id: str | None = None,
                   request_id: str | None = None) -> list[ErrorEvent]:
     """The backend's events for one id, each shown to carry it: a backend that ignored the
     filter must not lend a probe another request's error."""
     events = await errors.events(trace_id=trace_id, request_id=request_id)
-    return [e for e in events if carries(e, trace_id=trace_id, request_id=request_id)]
+    return [e for e in events if carries(e.trace_id, e.request_id, e.text,
+                                         want_trace=trace_id, want_request=request_id)]
 
 
 async def _events_of(errors: ErrorsBackend, probe: ProbeResult, by: str) -> list[ErrorEvent]:

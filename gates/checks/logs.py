@@ -12,7 +12,7 @@ from core import redact
 from core.errors import BackendError
 from core.waiting import Seen, eventually
 from gates.backends.types import IncompleteWindow, LogLine, LogsBackend, level_rank, read_window
-from gates.checks.common import GRACE_S, Judge, failed_request_ids, probe_for
+from gates.checks.common import GRACE_S, Judge, carries, failed_request_ids, probe_for
 from gates.config import LogBudgetCheck, LogFieldsCheck, LogLevelsCheck, LogsCheck, SecretLeakCheck
 from gates.context import CheckContext
 from probes.model import ProbeResult
@@ -25,21 +25,8 @@ async def _lines(logs: LogsBackend, *, trace_id: str | None = None,
     filter (a proxy dropping the query, a field that is not indexed, a line filter matching
     another id's prefix) must not lend a probe lines that are not its own."""
     lines = await logs.lines(trace_id=trace_id, request_id=request_id)
-    return [line for line in lines if carries(line, trace_id=trace_id, request_id=request_id)]
-
-
-def carries(line: LogLine, *, trace_id: str | None = None,
-            request_id: str | None = None) -> bool:
-    """Whether the line carries the id: its id field, or (without one) its text."""
-    if trace_id:
-        if line.trace_id:
-            return line.trace_id.lower() == trace_id.lower()
-        return trace_id.lower() in line.text().lower()
-    if request_id:
-        if line.request_id:
-            return line.request_id == request_id
-        return request_id in line.text()
-    return True
+    return [line for line in lines if carries(line.trace_id, line.request_id, line.text,
+                                              want_trace=trace_id, want_request=request_id)]
 
 
 async def _lines_of(logs: LogsBackend, probe: ProbeResult, by: str = "trace_id",
