@@ -136,10 +136,8 @@ async def run_gate(config: Config, gate: str, options: RunOptions, *,
             reason = (f"backends.max_clock_skew_s is {config.backends.max_clock_skew_s:g}s: "
                       + "; ".join(skewed) + "; anchored checks cannot tell a new signal "
                       "from an old one. Fix the clock (NTP), or raise the limit")
-            bus.emit(note := Note(time.time(), reason, "warning"))
             report = empty_report(config, gate, started, reason)
-            report.timeline.append({"type": "Note", "at": note.at, "message": reason,
-                                    "level": "warning"})
+            warn(report, bus, reason)
             report.stack = stack_info or {}
             return report
         try:
@@ -173,10 +171,15 @@ async def write_annotations(config: Config, timeline: TimelineAnnotations, repor
                       name="reports.grafana_annotations")
     for line in await asyncio.to_thread(publish, api, timeline.annotations(report),
                                         spec.dashboard_uids):
-        note = Note(time.time(), line, "warning")
-        bus.emit(note)
-        report.timeline.append({"type": "Note", "at": note.at, "message": line,
-                                "level": "warning"})
+        warn(report, bus, line)
+
+
+def warn(report: Report, bus: EventBus, message: str) -> None:
+    """A warning on the console now and in the report's timeline (after the run's own)."""
+    note = Note(time.time(), message, "warning")
+    bus.emit(note)
+    report.timeline.append({"type": "Note", "at": note.at, "message": message,
+                            "level": "warning"})
 
 
 _CLOCKED = ("prometheus", "alertmanager", "sink", "metrics", "logs", "traces", "errors",
